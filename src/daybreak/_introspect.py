@@ -1,0 +1,172 @@
+"""What a factory needs and provides, read from its signature at plan time."""
+
+from __future__ import annotations
+
+import collections.abc
+import contextlib
+import functools
+import inspect
+import types
+import typing
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+__all__ = ["Analysis", "Param", "analyse", "type_name"]
+
+Call = Literal["sync", "async", "gen", "agen"]
+Enter = Literal["none", "sync", "async"]
+
+_UNWRAP_FIRST = {
+    collections.abc.Iterator, collections.abc.AsyncIterator,
+    collections.abc.Generator, collections.abc.AsyncGenerator,
+    collections.abc.Iterable, collections.abc.AsyncIterable,
+    collections.abc.Awaitable,
+}
+_SYNC_CM = {contextlib.AbstractContextManager}
+_ASYNC_CM = {contextlib.AbstractAsyncContextManager}
+
+
+@dataclass(frozen=True, slots=True)
+class Param:
+    name: str
+    key: Any  # the type asked for
+    optional: bool  # annotated ``T | None``
+    has_default: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Analysis:
+    params: tuple[Param, ...]
+    provides: Any  # None: provides nothing
+    call: Call
+    enter: Enter
+    await_result: bool
+
+
+class AnalysisError(Exception):
+    """A factory's signature cannot be understood; the message says why."""
+
+
+def type_name(t: Any) -> str:
+    if t is None:
+        return "None"
+    if isinstance(t, type):
+        return t.__qualname__ if t.__module__ != "builtins" else t.__name__
+    supertype = getattr(t, "__supertype__", None)  # typing.NewType
+    if supertype is not None:
+        return str(getattr(t, "__name__", t))
+    return str(t).replace("typing.", "")
+
+
+def _target(factory: Callable[..., Any]) -> Callable[..., Any]:
+    while isinstance(factory, functools.partial):
+        factory = factory.func
+    return factory
+
+
+def _hints(fn: Callable[..., Any]) -> dict[str, Any]:
+    try:
+        return typing.get_type_hints(fn)
+    except NameError as exc:
+        raise AnalysisError(
+            f"its annotations cannot be evaluated ({exc}); define or import that name "
+            "in the factory's module (annotations are read when the plan is built)"
+        ) from None
+    except Exception as exc:
+        raise AnalysisError(f"its annotations cannot be evaluated ({type(exc).__name__}: {exc})") from None
+
+
+def _split_optional(ann: Any) -> tuple[Any, bool]:
+    origin = typing.get_origin(ann)
+    if origin is typing.Union or origin is types.UnionType:
+        args = [a for a in typing.get_args(ann) if a is not type(None)]
+        if len(args) == 1 and len(typing.get_args(ann)) == 2:
+            return args[0], True
+        raise AnalysisError(
+            f"{type_name(ann)} is a union; a dependency is one type, or `T | None` "
+            "for an optional one"
+        )
+    return ann, False
+
+
+def _unwrap(ann: Any) -> tuple[Any, Enter, bool]:
+    """(provided type, context manager to enter, result to await) for a return annotation."""
+    origin = typing.get_origin(ann)
+    args = typing.get_args(ann)
+    if origin in _SYNC_CM:
+        return (args[0] if args else None), "sync", False
+    if origin in _ASYNC_CM:
+        return (args[0] if args else None), "async", False
+    if origin is collections.abc.Coroutine:
+        inner, enter, _ = _unwrap(args[2]) if len(args) == 3 else (None, "none", False)
+        return inner, enter, True
+    if origin is collections.abc.Awaitable:
+        inner, enter, _ = _unwrap(args[0]) if args else (None, "none", False)
+        return inner, enter, True
+    if origin in _UNWRAP_FIRST:
+        return (args[0] if args else None), "none", False
+    return ann, "none", False
+
+
+def analyse(factory: Callable[..., Any], provides: Any, unset: Any) -> Analysis:
+    target = _target(factory)
+    if isinstance(target, type):
+        call: Call = "sync"
+        hints_of: Callable[..., Any] = target.__init__
+        ret: Any = target
+    else:
+        hints_of = target
+        ret = unset
+    wrapped = getattr(target, "__wrapped__", None)
+    cm_decorated = wrapped is not None and (
+        inspect.isasyncgenfunction(wrapped) or inspect.isgeneratorfunction(wrapped)
+    ) and not (inspect.isasyncgenfunction(target) or inspect.isgeneratorfunction(target))
+    if isinstance(target, type):
+        pass
+    elif inspect.isasyncgenfunction(target):
+        call = "agen"
+    elif inspect.isgeneratorfunction(target):
+        call = "gen"
+    elif inspect.iscoroutinefunction(target):
+        call = "async"
+    else:
+        call = "sync"
+
+    code = getattr(hints_of, "__code__", None)
+    no_params = (code is not None and code.co_argcount == 0 and code.co_kwonlyargcount == 0
+                 and not code.co_flags & (inspect.CO_VARARGS | inspect.CO_VARKEYWORDS)
+                 and not isinstance(factory, functools.partial))
+    hints: dict[str, Any] = {}
+    needs_return = ret is unset and provides is unset
+    if not no_params or needs_return:
+        hints = _hints(hints_of)
+    params: list[Param] = []
+    if not no_params:
+        try:
+            signature = inspect.signature(factory)
+        except (TypeError, ValueError) as exc:
+            raise AnalysisError(f"its signature cannot be read ({exc})") from None
+        for p in signature.parameters.values():
+            if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) or (p.name == "self" and isinstance(target, type)):
+                continue
+            if p.name not in hints:
+                if p.default is not p.empty:
+                    continue
+                raise AnalysisError(
+                    f"parameter {p.name!r} has no annotation; daybreak finds dependencies by "
+                    f"type, so write `{p.name}: SomeType`"
+                )
+            key, optional = _split_optional(hints[p.name])
+            params.append(Param(p.name, key, optional, p.default is not p.empty))
+
+    if ret is unset:
+        ret = hints.get("return", None)
+    provided, enter, await_result = _unwrap(ret)
+    if cm_decorated:
+        enter = "async" if inspect.isasyncgenfunction(wrapped) else "sync"
+    if provides is not unset:
+        provided = provides
+    if provided is type(None):
+        provided = None
+    return Analysis(tuple(params), provided, call, enter, await_result and call == "sync")

@@ -1,0 +1,666 @@
+"""The plan: a validated dependency graph in a deterministic start order.
+
+Building it runs nothing. Every declaration error is raised here, naming the
+components involved.
+"""
+
+from __future__ import annotations
+
+import difflib
+import heapq
+import inspect
+import json
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from daybreak._introspect import Analysis, AnalysisError, analyse, type_name
+from daybreak.errors import (
+    CycleError,
+    DeclarationError,
+    DuplicateProviderError,
+    MissingDependencyError,
+    UnknownPhaseError,
+)
+from daybreak.registry import UNSET, Check, Component
+
+if TYPE_CHECKING:
+    from daybreak.registry import Registry
+
+__all__ = ["Dependency", "Plan", "Step", "build_plan"]
+
+
+@dataclass(frozen=True, slots=True)
+class Dependency:
+    """One parameter of a factory or check and the component that fills it."""
+
+    parameter: str
+    key: Any
+    optional: bool  # annotated ``T | None``: receives None when the provider is down
+    provider: Component[Any] | None  # None: the parameter keeps its default
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedCheck:
+    check: Check
+    dependencies: tuple[Dependency, ...]
+
+
+@dataclass(slots=True, eq=False)
+class Step:
+    """A component as the plan runs it: resolved dependencies and settings."""
+
+    component: Component[Any]
+    analysis: Analysis
+    dependencies: tuple[Dependency, ...]
+    phase_index: int
+    timeout: float | None
+    stop_timeout: float | None
+    checks: tuple[PlannedCheck, ...]
+    position: int = -1  # index in plan.order
+    gate: int = -1  # index of the phase barrier it waits for, -1 for none
+
+    @property
+    def name(self) -> str:
+        return self.component.name
+
+
+class Plan:
+    """A deterministic, validated start order. Built by :meth:`Registry.plan`."""
+
+    def __init__(self, registry: Registry, steps: list[Step], phases: tuple[str, ...],
+                 gates: list[tuple[int, tuple[Step, ...]]]) -> None:
+        self.registry = registry
+        self.name = registry.name
+        self.phases = phases
+        self._steps = steps  # in plan order
+        # gates[g] = (phase index it closes, the critical steps it waits for)
+        self._gates = gates
+        self._by_component = {s.component: s for s in steps}
+        self._by_name = {s.name: s for s in steps}
+        self._dependents: dict[Step, list[Step]] | None = None
+        self._gated: dict[int, list[Step]] | None = None
+
+    # -- the graph ---------------------------------------------------------
+    @property
+    def order(self) -> tuple[Component[Any], ...]:
+        """Components and validators in start order."""
+        return tuple(s.component for s in self._steps)
+
+    @property
+    def steps(self) -> tuple[Step, ...]:
+        return tuple(self._steps)
+
+    def step(self, component: Component[Any] | str) -> Step:
+        if isinstance(component, str):
+            return self._by_name[component]
+        return self._by_component[component]
+
+    def __contains__(self, component: object) -> bool:
+        return component in self._by_component or component in self._by_name
+
+    def __len__(self) -> int:
+        return len(self._steps)
+
+    def gate_members(self, gate: int) -> tuple[Step, ...]:
+        return self._gates[gate][1]
+
+    @property
+    def gate_count(self) -> int:
+        return len(self._gates)
+
+    def predecessors(self, step: Step) -> list[Step]:
+        """What ``step`` waits for: its providers and its phase barrier."""
+        out = [d.provider for d in step.dependencies if d.provider is not None]
+        preds = [self._by_component[c] for c in dict.fromkeys(out)]
+        if step.gate >= 0:
+            preds.extend(s for s in self._gates[step.gate][1] if s not in preds)
+        return preds
+
+    def successors(self, step: Step) -> list[Step]:
+        """What waits for ``step``, the reverse of :meth:`predecessors`."""
+        if self._dependents is None:
+            dependents: dict[Step, list[Step]] = {s: [] for s in self._steps}
+            for s in self._steps:
+                for p in self.predecessors(s):
+                    dependents[p].append(s)
+            self._dependents = dependents
+        return self._dependents[step]
+
+    def dependencies_of(self, component: Component[Any] | str) -> tuple[Component[Any], ...]:
+        return tuple(s.component for s in self.predecessors(self.step(component)))
+
+    def dependents_of(self, component: Component[Any] | str) -> tuple[Component[Any], ...]:
+        return tuple(s.component for s in self.successors(self.step(component)))
+
+    @property
+    def levels(self) -> tuple[tuple[Component[Any], ...], ...]:
+        """Groups that can start together: level n waits only for levels < n."""
+        level: dict[Step, int] = {}
+        for s in self._steps:
+            level[s] = 1 + max((level[p] for p in self.predecessors(s)), default=-1)
+        groups: list[list[Component[Any]]] = []
+        for s in self._steps:
+            while len(groups) <= level[s]:
+                groups.append([])
+            groups[level[s]].append(s.component)
+        return tuple(tuple(g) for g in groups)
+
+    def critical_path_for(self, durations: Mapping[str, float]) -> tuple[list[str], float]:
+        """The longest chain by ``durations`` (seconds by name, missing counts 0)."""
+        best: dict[Step, tuple[float, Step | None]] = {}
+        for s in self._steps:
+            prev = max(self.predecessors(s), key=lambda p: best[p][0], default=None)
+            best[s] = ((best[prev][0] if prev else 0.0) + durations.get(s.name, 0.0), prev)
+        if not best:
+            return [], 0.0
+        end: Step | None = max(self._steps, key=lambda s: best[s][0])
+        total = best[end][0] if end else 0.0
+        chain: list[str] = []
+        while end is not None:
+            chain.append(end.name)
+            end = best[end][1]
+        return chain[::-1], total
+
+    @property
+    def critical_path(self) -> tuple[Component[Any], ...]:
+        """The longest chain, each step counted by its expected duration.
+
+        Without measurements every step counts as one unit; the report uses
+        :meth:`critical_path_for` with measured durations.
+        """
+        names, _ = self.critical_path_for(dict.fromkeys(self._by_name, 1.0))
+        return tuple(self._by_name[n].component for n in names)
+
+    # -- renderings --------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "phases": list(self.phases),
+            "order": [s.name for s in self._steps],
+            "levels": [[c.name for c in level] for level in self.levels],
+            "critical_path": [c.name for c in self.critical_path],
+            "components": [self._step_dict(s) for s in self._steps],
+        }
+
+    def _step_dict(self, s: Step) -> dict[str, Any]:
+        c = s.component
+        return {
+            "name": s.name,
+            "kind": c.kind,
+            "provides": type_name(s.analysis.provides) if s.analysis.provides is not None else None,
+            "phase": self.phases[s.phase_index] if self.phases else None,
+            "critical": c.critical,
+            "depends_on": [d.provider.name for d in s.dependencies if d.provider is not None],
+            "waits_for": [p.name for p in self.gate_members(s.gate)] if s.gate >= 0 else [],
+            "timeout": s.timeout,
+            "stop_timeout": s.stop_timeout,
+            "retries": c.retries,
+            "tags": sorted(c.tags),
+            "checks": [pc.check.name for pc in s.checks],
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)
+
+    def _edges(self) -> Iterable[tuple[Step, Step, bool]]:
+        for s in self._steps:
+            for d in s.dependencies:
+                if d.provider is not None:
+                    yield self._by_component[d.provider], s, d.optional
+
+    def to_dot(self) -> str:
+        lines = [f"digraph {json.dumps(self.name)} {{", "  rankdir=LR;", "  node [shape=box];"]
+        for i, phase in enumerate(self.phases or ("",)):
+            members = [s for s in self._steps if s.phase_index == i]
+            indent = "  "
+            if self.phases:
+                lines.append(f"  subgraph {json.dumps('cluster_' + phase)} {{")
+                lines.append(f"    label={json.dumps(phase)};")
+                indent = "    "
+            for s in members:
+                style = []
+                if s.component.optional:
+                    style.append("style=dashed")
+                if s.component.kind == "validator":
+                    style.append("shape=diamond")
+                attrs = ", ".join([f"label={json.dumps(s.name)}", *style])
+                lines.append(f"{indent}{json.dumps(s.name)} [{attrs}];")
+            if self.phases:
+                lines.append("  }")
+        for a, b, optional in self._edges():
+            attr = " [style=dashed]" if optional else ""
+            lines.append(f"  {json.dumps(a.name)} -> {json.dumps(b.name)}{attr};")
+        lines.append("}")
+        return "\n".join(lines) + "\n"
+
+    def to_mermaid(self) -> str:
+        ids = {s: f"c{i}" for i, s in enumerate(self._steps)}
+        lines = ["flowchart LR"]
+        for i, phase in enumerate(self.phases or ("",)):
+            members = [s for s in self._steps if s.phase_index == i]
+            if self.phases:
+                lines.append(f'  subgraph {phase}["{phase}"]')
+            for s in members:
+                label = s.name + (" (optional)" if s.component.optional else "")
+                shape = ("{{", "}}") if s.component.kind == "validator" else ("[", "]")
+                lines.append(f'    {ids[s]}{shape[0]}"{label}"{shape[1]}')
+            if self.phases:
+                lines.append("  end")
+        for a, b, optional in self._edges():
+            arrow = "-.->" if optional else "-->"
+            lines.append(f"  {ids[a]} {arrow} {ids[b]}")
+        return "\n".join(lines) + "\n"
+
+    def to_text(self) -> str:
+        lines = [f"plan {self.name}: {len(self._steps)} steps, {len(self.levels)} levels"]
+        current = None
+        for s in self._steps:
+            phase = self.phases[s.phase_index] if self.phases else None
+            if phase != current:
+                lines.append(f"phase {phase}")
+                current = phase
+            deps = [d.provider.name for d in s.dependencies if d.provider is not None]
+            flags = [] if s.component.critical else ["optional"]
+            if s.component.kind == "validator":
+                flags.append("validator")
+            label = f"  {s.position + 1:>3}. {s.name}"
+            if flags:
+                label += f" [{', '.join(flags)}]"
+            if deps:
+                label += f"  <- {', '.join(deps)}"
+            lines.append(label)
+        lines.append("critical path: " + " -> ".join(c.name for c in self.critical_path))
+        return "\n".join(lines) + "\n"
+
+    def __repr__(self) -> str:
+        return f"<Plan {self.name!r}: {len(self._steps)} steps>"
+
+
+# -- building ------------------------------------------------------------------
+
+
+def _is_factory(value: object) -> bool:
+    return isinstance(value, Component) or inspect.isfunction(value) or inspect.ismethod(value) \
+        or isinstance(value, type) or type(value).__name__ == "partial"
+
+
+def _close(word: str, candidates: Iterable[str]) -> str:
+    matches = difflib.get_close_matches(word, list(candidates), n=3, cutoff=0.5)
+    return f"; did you mean {', '.join(matches)}?" if matches else ""
+
+
+class _Builder:
+    def __init__(self, registry: Registry) -> None:
+        self.registry = registry
+        self.problems: list[str] = []
+        self.analyses: dict[Component[Any], Analysis] = {}
+
+    def analysis(self, c: Component[Any]) -> Analysis | None:
+        if c in self.analyses:
+            return self.analyses[c]
+        try:
+            a = analyse(c.factory, c.provides, UNSET)
+        except AnalysisError as exc:
+            self.problems.append(f"{c.kind} {c.name!r} ({_origin(c.factory)}): {exc}")
+            return None
+        if c.kind == "validator":
+            a = Analysis(a.params, None, a.call, a.enter, a.await_result)
+        self.analyses[c] = a
+        return a
+
+
+def _origin(fn: Callable[..., Any]) -> str:
+    code = getattr(inspect.unwrap(fn), "__code__", None)
+    return f"{code.co_filename}:{code.co_firstlineno}" if code else repr(fn)
+
+
+def _override_component(original: Component[Any], value: Any) -> Component[Any]:
+    options: dict[str, Any] = {
+        "name": original.name, "phase": original.phase, "optional": original.optional,
+        "provides": original.provides, "tags": original.tags,
+    }
+    if _is_factory(value):
+        factory = value.factory if isinstance(value, Component) else value
+        options.update(timeout=original.timeout, stop_timeout=original.stop_timeout,
+                       retries=original.retries, backoff=original.backoff,
+                       blocking=original.blocking)
+        replacement = Component(factory, **options)
+    else:
+        def override_value() -> Any:
+            return value
+
+        replacement = Component(override_value, blocking=False, value=value, **options)
+    replacement.index = original.index
+    return replacement
+
+
+def build_plan(registry: Registry, *, overrides: Mapping[Any, Any] | None = None,
+               only: Iterable[Any] | None = None) -> Plan:
+    b = _Builder(registry)
+    phases = registry.phases
+    components = list(registry.components)
+
+    # names and options
+    seen: dict[str, Component[Any]] = {}
+    for c in components:
+        b.problems.extend(c.problems(phases))
+        if c.name in seen and seen[c.name] is not c:
+            b.problems.append(f"two declarations are named {c.name!r} ({_origin(seen[c.name].factory)} "
+                              f"and {_origin(c.factory)}); pass name= to tell them apart")
+        seen[c.name] = c
+    if len(set(map(id, components))) != len(components):
+        components = list(dict.fromkeys(components))
+
+    phase_index: dict[Component[Any], int] = {}
+    for c in components:
+        if c.phase is None or not isinstance(c.phase, str):
+            phase_index[c] = 0
+        elif not phases:
+            raise UnknownPhaseError(
+                f"{c.kind} {c.name!r} has phase={c.phase!r}, but registry {registry.name!r} "
+                "declares no phases; pass phases=(...) to Registry()"
+            )
+        elif c.phase not in phases:
+            raise UnknownPhaseError(
+                f"{c.kind} {c.name!r} has phase={c.phase!r}, which registry {registry.name!r} "
+                f"does not declare (phases: {', '.join(phases)}){_close(c.phase, phases)}"
+            )
+        else:
+            phase_index[c] = phases.index(c.phase)
+
+    # providers by type, before overrides so that an override key can be a type
+    providers: dict[Any, Component[Any]] = {}
+    for c in components:
+        a = b.analysis(c)
+        if a is None or a.provides is None:
+            continue
+        other = providers.get(a.provides)
+        if other is not None:
+            raise DuplicateProviderError(
+                f"{type_name(a.provides)} is provided by both {other.name!r} ({_origin(other.factory)}) "
+                f"and {c.name!r} ({_origin(c.factory)}); remove one, or pass provides= to tell them apart"
+            )
+        try:
+            providers[a.provides] = c
+        except TypeError:
+            b.problems.append(f"{c.kind} {c.name!r} provides {a.provides!r}, which is not hashable")
+    if b.problems:
+        raise DeclarationError(_join(b.problems))
+
+    replaced: dict[Component[Any], Component[Any]] = {}
+    for key, value in (overrides or {}).items():
+        if isinstance(key, Component):
+            target = key if key in phase_index else None
+        elif isinstance(key, str):
+            target = seen.get(key)
+        else:
+            target = providers.get(key)
+        if target is None:
+            label = key if isinstance(key, str) else (key.name if isinstance(key, Component) else type_name(key))
+            names = [type_name(t) for t in providers] + list(seen)
+            raise MissingDependencyError(
+                f"override for {label} matches no component of {registry.name!r}{_close(str(label), names)}"
+            )
+        new = _override_component(target, value)
+        replaced[target] = new
+        phase_index[new] = phase_index[target]
+        a = b.analysis(new)
+        if a is not None and target.provides is UNSET:
+            old = b.analyses[target]
+            b.analyses[new] = Analysis(a.params, old.provides, a.call, a.enter, a.await_result)
+        if b.analyses[target].provides is not None:
+            providers[b.analyses[target].provides] = new
+    if b.problems:
+        raise DeclarationError(_join(b.problems))
+    components = [replaced.get(c, c) for c in components]
+
+    # resolve dependencies
+    deps: dict[Component[Any], tuple[Dependency, ...]] = {}
+    for c in [*components, *replaced]:
+        resolved = []
+        for p in b.analyses[c].params:
+            provider = providers.get(p.key)
+            if provider is None:
+                if p.has_default:
+                    resolved.append(Dependency(p.name, p.key, p.optional, None))
+                    continue
+                if c not in replaced:  # a replaced component's needs no longer matter
+                    b.problems.append(_missing(c, p.name, p.key, providers))
+                continue
+            resolved.append(Dependency(p.name, p.key, p.optional, provider))
+        deps[c] = tuple(resolved)
+
+    # prune: only=, and what only the replaced components needed
+    keep = _keep(components, deps, providers, seen, replaced, only, registry)
+    components = [c for c in components if c in keep]
+    if b.problems:
+        raise MissingDependencyError(_join(b.problems))
+
+    for c in components:
+        for d in deps[c]:
+            if d.provider is None or d.optional:
+                continue
+            if c.critical and d.provider.optional:
+                b.problems.append(
+                    f"critical {c.kind} {c.name!r} needs {type_name(d.key)} from optional component "
+                    f"{d.provider.name!r} (parameter {d.parameter!r}); annotate it "
+                    f"`{d.parameter}: {type_name(d.key)} | None` to run without it, or make "
+                    f"{c.name!r} optional=True"
+                )
+    if b.problems:
+        raise DeclarationError(_join(b.problems))
+
+    default_timeout = registry.default_timeout
+    default_stop = registry.default_stop_timeout
+    steps: dict[Component[Any], Step] = {}
+    for c in components:
+        steps[c] = Step(
+            component=c,
+            analysis=b.analyses[c],
+            dependencies=deps[c],
+            phase_index=phase_index[c],
+            timeout=default_timeout if c.timeout is UNSET else c.timeout,  # type: ignore[arg-type]
+            stop_timeout=default_stop if c.stop_timeout is UNSET else c.stop_timeout,  # type: ignore[arg-type]
+            checks=(),
+        )
+    _plan_checks(b, steps, providers)
+    if b.problems:
+        raise MissingDependencyError(_join(b.problems))
+
+    # barriers: phase k waits for the critical steps of the nearest earlier phase that has any
+    gates: list[tuple[int, tuple[Step, ...]]] = []
+    if phases:
+        critical_by_phase: dict[int, list[Step]] = {}
+        for s in steps.values():
+            if s.component.critical:
+                critical_by_phase.setdefault(s.phase_index, []).append(s)
+        gate_of_phase: dict[int, int] = {}
+        last = -1
+        for k in range(len(phases)):
+            if last >= 0:
+                gate_of_phase[k] = last
+            if critical_by_phase.get(k):
+                gates.append((k, tuple(critical_by_phase[k])))
+                last = len(gates) - 1
+        for s in steps.values():
+            s.gate = gate_of_phase.get(s.phase_index, -1)
+
+    ordered = _toposort(list(steps.values()), steps, gates, phases)
+    for i, s in enumerate(ordered):
+        s.position = i
+    return Plan(registry, ordered, phases, gates)
+
+
+def _join(problems: Sequence[str]) -> str:
+    if len(problems) == 1:
+        return problems[0]
+    return f"{len(problems)} problems:\n" + "\n".join(f"  - {p}" for p in problems)
+
+
+def _missing(c: Component[Any], parameter: str, key: Any, providers: Mapping[Any, Component[Any]]) -> str:
+    wanted = type_name(key)
+    names = {type_name(t): p.name for t, p in providers.items()}
+    close = difflib.get_close_matches(wanted, list(names), n=3, cutoff=0.5)
+    hint = ""
+    if close:
+        hint = "; closest provided types: " + ", ".join(f"{n} (from {names[n]!r})" for n in close)
+    return (f"{c.kind} {c.name!r} ({_origin(c.factory)}) needs {wanted} (parameter {parameter!r}), "
+            f"but no component provides it{hint}")
+
+
+def _keep(components: list[Component[Any]], deps: Mapping[Component[Any], tuple[Dependency, ...]],
+          providers: Mapping[Any, Component[Any]], by_name: Mapping[str, Component[Any]],
+          replaced: Mapping[Component[Any], Component[Any]], only: Iterable[Any] | None,
+          registry: Registry) -> set[Component[Any]]:
+    def closure(roots: Iterable[Component[Any]]) -> set[Component[Any]]:
+        out: set[Component[Any]] = set()
+        todo = list(roots)
+        while todo:
+            c = todo.pop()
+            if c in out:
+                continue
+            out.add(c)
+            todo.extend(d.provider for d in deps.get(c, ()) if d.provider is not None)
+        return out
+
+    if only is not None:
+        roots = []
+        for key in only:
+            if isinstance(key, Component):
+                found = replaced.get(key, key)
+            elif isinstance(key, str):
+                found = by_name.get(key)
+                found = replaced.get(found, found) if found is not None else None
+            else:
+                found = providers.get(key)
+            if found is None or found not in deps:
+                label = key if isinstance(key, str) else type_name(key)
+                raise MissingDependencyError(
+                    f"only= asks for {label}, which no component of {registry.name!r} provides"
+                    f"{_close(str(label), [type_name(t) for t in providers] + list(by_name))}"
+                )
+            roots.append(found)
+        return closure(roots)
+    if not replaced:
+        return set(components)
+    # The replaced components' own dependencies start only if something else needs them.
+    candidates: set[Component[Any]] = set()
+    for original in replaced:
+        candidates |= closure([original]) - {original}
+    candidates -= set(replaced.values())
+    needed = closure(c for c in components if c not in candidates)
+    return {c for c in components if c not in candidates or c in needed}
+
+
+def _plan_checks(b: _Builder, steps: dict[Component[Any], Step],
+                 providers: Mapping[Any, Component[Any]]) -> None:
+    for c, s in steps.items():
+        if not c.checks:
+            continue
+        reach: set[Component[Any]] = set()
+        todo = [c]
+        while todo:
+            x = todo.pop()
+            if x not in reach:
+                reach.add(x)
+                todo.extend(d.provider for d in steps[x].dependencies if d.provider is not None)
+        planned = []
+        for check in c.checks:
+            try:
+                a = analyse(check.fn, None, UNSET)
+            except AnalysisError as exc:
+                b.problems.append(f"check {check.name!r} of {c.name!r}: {exc}")
+                continue
+            resolved = []
+            for p in a.params:
+                provider = providers.get(p.key)
+                if provider is None and not p.has_default:
+                    b.problems.append(_missing(c, p.name, p.key, providers).replace(
+                        f"{c.kind} {c.name!r}", f"check {check.name!r} of {c.name!r}", 1))
+                elif provider is not None and provider not in reach:
+                    b.problems.append(
+                        f"check {check.name!r} of {c.name!r} needs {type_name(p.key)} from "
+                        f"{provider.name!r}, which {c.name!r} does not depend on; a check sees "
+                        "its component and that component's dependencies"
+                    )
+                else:
+                    resolved.append(Dependency(p.name, p.key, p.optional, provider))
+            planned.append(PlannedCheck(check, tuple(resolved)))
+        s.checks = tuple(planned)
+
+
+def _toposort(nodes: list[Step], steps: Mapping[Component[Any], Step],
+              gates: list[tuple[int, tuple[Step, ...]]], phases: Sequence[str]) -> list[Step]:
+    """Kahn's algorithm, ties by (phase, declaration order); gates are virtual nodes."""
+    # Node ids: steps are 0..n-1, gate g is n+g.
+    n = len(nodes)
+    ident = {s: i for i, s in enumerate(nodes)}
+    indegree = [0] * (n + len(gates))
+    out: list[list[int]] = [[] for _ in range(n + len(gates))]
+    for i, s in enumerate(nodes):
+        for p in dict.fromkeys(d.provider for d in s.dependencies if d.provider is not None):
+            out[ident[steps[p]]].append(i)
+            indegree[i] += 1
+        if s.gate >= 0:
+            out[n + s.gate].append(i)
+            indegree[i] += 1
+    for g, (_, members) in enumerate(gates):
+        for m in members:
+            out[ident[m]].append(n + g)
+            indegree[n + g] += 1
+
+    def key(i: int) -> tuple[int, int, int]:
+        if i >= n:
+            return (-1, -1, i)  # gates open as soon as they can
+        return (nodes[i].phase_index, nodes[i].component.index, i)
+
+    ready = [key(i) for i in range(n + len(gates)) if indegree[i] == 0]
+    heapq.heapify(ready)
+    order: list[Step] = []
+    while ready:
+        i = heapq.heappop(ready)[2]
+        if i < n:
+            order.append(nodes[i])
+        for j in out[i]:
+            indegree[j] -= 1
+            if indegree[j] == 0:
+                heapq.heappush(ready, key(j))
+    if len(order) < n:
+        _raise_cycle(nodes, out, indegree, gates, phases)
+    return order
+
+
+def _raise_cycle(nodes: list[Step], out: list[list[int]], indegree: list[int],
+                 gates: list[tuple[int, tuple[Step, ...]]], phases: Sequence[str]) -> None:
+    n = len(nodes)
+    remaining = {i for i, d in enumerate(indegree) if d > 0}
+
+    def label(i: int) -> str:
+        if i < n:
+            return nodes[i].name
+        return f"(barrier after phase {phases[gates[i - n][0]]!r})"
+
+    # Follow edges backwards inside the remaining set until a node repeats.
+    back: dict[int, list[int]] = {i: [] for i in remaining}
+    for i in remaining:
+        for j in out[i]:
+            if j in remaining:
+                back[j].append(i)
+    start = min(remaining, key=lambda i: (i >= n, i))
+    path: list[int] = []
+    index: dict[int, int] = {}
+    node = start
+    while node not in index:
+        index[node] = len(path)
+        path.append(node)
+        node = min(back[node], key=lambda i: (i >= n, i))
+    cycle = path[index[node]:]
+    cycle.append(cycle[0])
+    names = [label(i) for i in cycle]
+    hint = ""
+    if any(i >= n for i in cycle):
+        hint = ("; a component cannot depend on a critical component of a later phase "
+                "(phases start in order): move one of them to another phase")
+    raise CycleError("dependency cycle: " + " -> ".join(names) + " (each needs the next)" + hint,
+                     [nm for i, nm in zip(cycle, names, strict=True) if i < n] or names)

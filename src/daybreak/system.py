@@ -1,0 +1,953 @@
+"""The engine: start a plan concurrently, stop it in reverse, diagnose what hangs.
+
+Every task the engine creates has an owner that waits for it (Trio's rule):
+a step's task belongs to the runner of its graph walk, and the runner
+returns only when all of its tasks have finished.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import heapq
+import inspect
+import random
+import threading
+import time
+import warnings
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from types import CodeType, TracebackType
+from typing import Any, Literal, TypeVar, cast, overload
+
+from daybreak._introspect import type_name
+from daybreak._redact import Redactor
+from daybreak.diagnostics import (
+    LoopWatchdog,
+    Snapshot,
+    await_chain,
+    frames_of,
+    innermost_project_frame,
+    leftovers_since,
+    thread_stacks,
+)
+from daybreak.diagnostics.frames import Frame
+from daybreak.errors import Disabled, StartupError, UsageError
+from daybreak.events import Event, Listener, log_event, logger
+from daybreak.plan import Plan, Step
+from daybreak.registry import UNSET
+from daybreak.report import ErrorInfo, StartupReport
+
+__all__ = ["ComponentState", "System", "SystemState", "current_component"]
+
+T = TypeVar("T")
+SystemStatus = Literal["pending", "starting", "ready", "degraded", "failed", "stopping", "stopped"]
+ComponentStatus = Literal["pending", "starting", "started", "failed", "skipped", "disabled",
+                          "stopping", "stopped"]
+
+current_component: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "daybreak_component", default=None)
+
+_MAX_BACKOFF = 5.0
+_ROLLBACK_GRACE = 5.0
+
+
+class _Timeout(Exception):
+    """A step exceeded its timeout; ``hang`` was captured before cancelling it."""
+
+    def __init__(self, seconds: float, hang: dict[str, Any]) -> None:
+        super().__init__(f"did not finish within {seconds:g} s")
+        self.seconds = seconds
+        self.hang = hang
+
+
+class ComponentState:
+    """The live state of one component or validator."""
+
+    __slots__ = ("attempts", "duration_s", "error", "hang", "name", "reason", "start_s",
+                 "status", "stop_duration_s", "stop_error", "stop_hang", "stop_status")
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.status: ComponentStatus = "pending"
+        self.start_s: float | None = None
+        self.duration_s: float | None = None
+        self.attempts = 0
+        self.error: ErrorInfo | None = None
+        self.reason: str | None = None
+        self.hang: dict[str, Any] | None = None
+        self.stop_status: str | None = None
+        self.stop_duration_s: float | None = None
+        self.stop_error: ErrorInfo | None = None
+        self.stop_hang: dict[str, Any] | None = None
+
+    def __repr__(self) -> str:
+        return f"<ComponentState {self.name!r} {self.status}>"
+
+
+class SystemState:
+    """The live state of a system, for health checks and progress displays."""
+
+    __slots__ = ("components", "error", "phase", "status")
+
+    def __init__(self, names: Iterable[str]) -> None:
+        self.status: SystemStatus = "pending"
+        self.phase: str | None = None
+        self.error: ErrorInfo | None = None
+        self.components: dict[str, ComponentState] = {n: ComponentState(n) for n in names}
+
+    @property
+    def startup_complete(self) -> bool:
+        return self.status in ("ready", "degraded")
+
+    def __repr__(self) -> str:
+        return f"<SystemState {self.status} phase={self.phase!r}>"
+
+
+class System:
+    """A running (or runnable) plan. Use ``async with registry.start() as system``.
+
+    Frameworks that cannot use ``async with`` call ``await system.start()``
+    and ``await system.stop()``.
+    """
+
+    def __init__(self, plan: Plan, *, concurrency: int | None = None, sequential: bool = False,
+                 timeout: float | None = None, block_threshold: float | None = 0.1,
+                 listeners: Iterable[Listener] = ()) -> None:
+        if concurrency is not None and (isinstance(concurrency, bool) or not isinstance(concurrency, int)
+                                        or concurrency < 1):
+            raise ValueError(f"daybreak: concurrency={concurrency!r}; expected an int >= 1 or None")
+        if timeout is not None and not timeout > 0:
+            raise ValueError(f"daybreak: timeout={timeout!r}; expected seconds > 0 or None")
+        if block_threshold is not None and not block_threshold > 0:
+            raise ValueError(f"daybreak: block_threshold={block_threshold!r}; expected seconds > 0 or None")
+        self.plan = plan
+        self.name = plan.name
+        self._limit = 1 if sequential else concurrency
+        self._timeout = timeout
+        self._block_threshold = block_threshold
+        self._listeners = list(listeners)
+        self._steps = plan.steps
+        n = len(self._steps)
+        self.state = SystemState(s.name for s in self._steps)
+        self._cstate = [self.state.components[s.name] for s in self._steps]
+        self._values: list[Any] = [None] * n
+        self._up = [False] * n
+        # True where a step is off because configuration switched it (or what
+        # it needs) off: such a step leaves the system ready, not degraded.
+        self._by_config = [False] * n
+        self._step_tasks: dict[int, asyncio.Task[Any]] = {}
+        self._stoppers: list[tuple[str, Any] | None] = [None] * n
+        self._by_type: dict[Any, int] = {}
+        for s in self._steps:
+            if s.analysis.provides is not None:
+                self._by_type[s.analysis.provides] = s.position
+        self._validation: dict[tuple[str, str], dict[str, Any]] = {}
+        self._threads: dict[int, threading.Thread] = {}
+        self._redact = Redactor()
+        self._lifecycle: Literal["new", "starting", "started", "stopping", "stopped"] = "new"
+        self._t0 = 0.0
+        self._started_s: float | None = None
+        self._stopped_s: float | None = None
+        self._watchdog: LoopWatchdog | None = None
+        self._snapshot: Snapshot | None = None
+        self._leftovers: dict[str, list[dict[str, Any]]] = {"threads": [], "tasks": [], "fds": []}
+        self._failure: tuple[int | None, ErrorInfo, str] | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop_done: asyncio.Future[None] | None = None
+        self._emit_on = bool(self._listeners)
+
+    # -- access ------------------------------------------------------------
+    @overload
+    def __getitem__(self, key: type[T]) -> T: ...
+    @overload
+    def __getitem__(self, key: Any) -> Any: ...
+    def __getitem__(self, key: Any) -> Any:
+        """The instance that a component provides: ``system[Database]``."""
+        i = self._by_type.get(key)
+        if i is None:
+            known = ", ".join(sorted(type_name(t) for t in self._by_type)) or "nothing"
+            raise KeyError(f"no component of {self.name!r} provides {type_name(key)} "
+                           f"(provided: {known})")
+        if not self._up[i]:
+            cs = self._cstate[i]
+            raise LookupError(
+                f"{type_name(key)} is not available: component {cs.name!r} is {cs.status}"
+                + (f" ({cs.reason})" if cs.reason else ""))
+        return self._values[i]
+
+    def get(self, key: type[T], default: Any = None) -> T | Any:
+        """Like ``system[key]``, but ``default`` when it is not provided or not up."""
+        i = self._by_type.get(key)
+        return self._values[i] if i is not None and self._up[i] else default
+
+    def __contains__(self, key: object) -> bool:
+        i = self._by_type.get(key)
+        return i is not None and self._up[i]
+
+    @property
+    def status(self) -> SystemStatus:
+        return self.state.status
+
+    # -- lifecycle ---------------------------------------------------------
+    def __enter__(self) -> None:
+        raise UsageError("use 'async with registry.start() as system:', not 'with registry.start()'")
+
+    def __exit__(self, *exc: object) -> None:  # pragma: no cover - __enter__ always raises
+        pass
+
+    async def __aenter__(self) -> System:
+        await self.start()
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        await self.stop()
+
+    def __del__(self) -> None:
+        if getattr(self, "_lifecycle", "new") in ("started", "starting"):
+            warnings.warn(f"daybreak: system {self.name!r} was garbage-collected without being "
+                          "stopped; use 'async with registry.start()' or await system.stop()",
+                          ResourceWarning, stacklevel=1)
+
+    def _now(self) -> float:
+        return time.perf_counter() - self._t0
+
+    def _emit(self, kind: str, i: int | None = None, **fields: Any) -> None:
+        if not self._emit_on and not logger.isEnabledFor(10):
+            return
+        step = self._steps[i] if i is not None else None
+        phase = None
+        if step is not None and self.plan.phases:
+            phase = self.plan.phases[step.phase_index]
+        event = Event(kind, self.name, step.name if step else None, phase or fields.pop("phase", None),
+                      **fields)
+        for listener in self._listeners or (log_event,):
+            try:
+                listener(event)
+            except Exception:
+                logger.exception("daybreak: event listener %r failed on %s", listener, event.kind)
+
+    async def start(self) -> None:
+        """Start every step of the plan; raise :class:`StartupError` on a critical failure."""
+        if self._lifecycle != "new":
+            raise UsageError(f"system {self.name!r} was already started; a System starts once, "
+                             "build another with registry.start()")
+        self._lifecycle = "starting"
+        loop = self._loop = asyncio.get_running_loop()
+        self._t0 = time.perf_counter()
+        self._redact.learn_environment()
+        self._snapshot = Snapshot.take(loop)
+        self.state.status = "starting"
+        self._emit("system.starting")
+        self._start_watchdog(loop)
+        deadline = None
+        if self._timeout is not None:
+            deadline = loop.call_later(self._timeout, self._on_start_timeout)
+        try:
+            await self._walk_start()
+        except BaseException:
+            if deadline is not None:
+                deadline.cancel()
+            await self._rollback()
+            self._failure = self._failure or (None, ErrorInfo("CancelledError", "the start was cancelled"),
+                                              "start was cancelled")
+            self._finish_failed()
+            raise
+        if deadline is not None:
+            deadline.cancel()
+        if self._failure is not None:
+            await self._rollback()
+            self._finish_failed()
+            i, info, message = self._failure
+            raise StartupError(message, report=self.report(),
+                               component=self._steps[i].name if i is not None else None,
+                               where=info.where)
+        self._started_s = self._now()
+        self._pause_watchdog()
+        degraded = any(cs.status in ("failed", "skipped") and not self._by_config[i]
+                       for i, cs in enumerate(self._cstate))
+        self.state.status = "degraded" if degraded else "ready"
+        self.state.phase = None
+        self._lifecycle = "started"
+        self._emit(f"system.{self.state.status}", duration_s=self._started_s)
+
+    def _finish_failed(self) -> None:
+        self.state.status = "failed"
+        self.state.error = self._failure[1] if self._failure else None
+        self._lifecycle = "stopped"
+        self._stopped_s = self._now()
+        self._stop_watchdog()
+        self._collect_leftovers()
+        self._emit("system.failed", error=self._failure[2] if self._failure else None)
+
+    async def stop(self) -> None:
+        """Stop what started, in reverse dependency order. A second call is a no-op."""
+        if self._lifecycle in ("new", "stopped"):
+            if self._lifecycle == "new":
+                self._lifecycle = "stopped"
+                self.state.status = "stopped"
+            return
+        if self._lifecycle == "stopping":
+            assert self._stop_done is not None
+            await asyncio.shield(self._stop_done)
+            return
+        if self._lifecycle == "starting":
+            raise UsageError("stop() was called while start() is running; cancel the start instead, "
+                             "it rolls back what it started")
+        self._lifecycle = "stopping"
+        self._stop_done = asyncio.get_running_loop().create_future()
+        self.state.status = "stopping"
+        self._emit("system.stopping")
+        self._resume_watchdog()
+        try:
+            await asyncio.shield(self._walk_stop())
+        finally:
+            self._stop_watchdog()
+            self._lifecycle = "stopped"
+            self.state.status = "stopped"
+            self._stopped_s = self._now()
+            self._collect_leftovers()
+            self._stop_done.set_result(None)
+            self._emit("system.stopped", duration_s=self._stopped_s - (self._started_s or 0.0))
+
+    # -- watchdog ----------------------------------------------------------
+    def _start_watchdog(self, loop: asyncio.AbstractEventLoop) -> None:
+        if self._block_threshold is None:
+            return
+        codes: dict[CodeType, str] = {}
+        for s in self._steps:
+            for fn in (s.component.factory, *(pc.check.fn for pc in s.checks)):
+                code = getattr(inspect.unwrap(fn), "__code__", None)
+                if isinstance(code, CodeType):
+                    codes.setdefault(code, s.name)
+        self._watchdog = LoopWatchdog(loop, threshold=self._block_threshold, codes=codes)
+        self._watchdog.start()
+
+    def _pause_watchdog(self) -> None:
+        # The watchdog runs only while starting and stopping: its thread must
+        # not outlive them, or every running service would carry it.
+        if self._watchdog is not None:
+            self._watchdog.stop()
+
+    def _resume_watchdog(self) -> None:
+        if self._watchdog is not None:
+            old = self._watchdog
+            self._watchdog = LoopWatchdog(old.loop, threshold=old.threshold, codes=old.codes)
+            self._watchdog.blocks.extend(old.blocks)
+            self._watchdog.start()
+
+    def _stop_watchdog(self) -> None:
+        self._pause_watchdog()
+
+    # -- graph walks -------------------------------------------------------
+    async def _walk(self, order: Sequence[int], preds: Callable[[int], int],
+                    succs: Callable[[int], Iterable[int]], run: Callable[[int], Awaitable[None] | None],
+                    priority: Callable[[int], int], abort: Callable[[], bool]) -> None:
+        """Run ``run(i)`` for every node once all of its predecessors finished.
+
+        Nodes are steps (0..n-1) and phase gates (n..). ``run`` returns an
+        awaitable to run in a task, or None when the node finished at once.
+        """
+        loop = asyncio.get_running_loop()
+        remaining = {i: preds(i) for i in order}
+        ready = [(priority(i), i) for i in order if remaining[i] == 0]
+        heapq.heapify(ready)
+        left = len(order)
+        running: set[asyncio.Task[None]] = set()
+        wake: asyncio.Future[None] = loop.create_future()
+        limit = self._limit
+
+        def finished(i: int) -> None:
+            nonlocal left
+            left -= 1
+            for j in succs(i):
+                r = remaining.get(j)
+                if r is None:
+                    continue
+                remaining[j] = r - 1
+                if r == 1:
+                    heapq.heappush(ready, (priority(j), j))
+
+        def done(task: asyncio.Task[None]) -> None:
+            running.discard(task)
+            self._tasks.discard(task)
+            finished(task_node.pop(task))
+            launch()
+
+        task_node: dict[asyncio.Task[None], int] = {}
+
+        def launch() -> None:
+            while ready and (limit is None or len(running) < limit) and not abort():
+                _, i = heapq.heappop(ready)
+                work = run(i)
+                if work is None:
+                    finished(i)
+                    continue
+                task = loop.create_task(cast(Any, work))
+                task_node[task] = i
+                running.add(task)
+                self._tasks.add(task)
+                task.add_done_callback(done)
+            if (left == 0 or abort() or (not running and not ready)) and not wake.done():
+                wake.set_result(None)
+
+        launch()
+        try:
+            await wake
+        finally:
+            if running:
+                for task in running:
+                    task.cancel()
+                await asyncio.wait(running, timeout=_ROLLBACK_GRACE)
+
+    def _graph(self) -> tuple[int, list[list[int]], list[int]]:
+        """Edges in start direction over steps and gates: (n, out, indegree)."""
+        n = len(self._steps)
+        gates = self.plan.gate_count
+        out: list[list[int]] = [[] for _ in range(n + gates)]
+        indeg = [0] * (n + gates)
+        for s in self._steps:
+            for p in dict.fromkeys(d.provider for d in s.dependencies if d.provider is not None):
+                out[self.plan.step(p).position].append(s.position)
+                indeg[s.position] += 1
+            if s.gate >= 0:
+                out[n + s.gate].append(s.position)
+                indeg[s.position] += 1
+        for g in range(gates):
+            for m in self.plan.gate_members(g):
+                out[m.position].append(n + g)
+                indeg[n + g] += 1
+        return n, out, indeg
+
+    async def _walk_start(self) -> None:
+        n, out, indeg = self._graph()
+        self._n = n
+        order = range(n + self.plan.gate_count)
+
+        def run(i: int) -> Awaitable[None] | None:
+            if i >= n:
+                return None
+            return self._begin(i)
+
+        def priority(i: int) -> int:
+            return i - n if i >= n else i
+
+        await self._walk(order, indeg.__getitem__, out.__getitem__, run, priority,
+                         lambda: self._failure is not None)
+
+    async def _walk_stop(self) -> None:
+        n, out, indeg = self._graph()
+        ins: list[list[int]] = [[] for _ in out]
+        for i, targets in enumerate(out):
+            for j in targets:
+                ins[j].append(i)
+
+        def run(i: int) -> Awaitable[None] | None:
+            if i >= n or self._stoppers[i] is None:
+                if i < n:
+                    self._mark_stopped(i)
+                return None
+            return self._stop_step(i)
+
+        await self._walk(range(len(out)), lambda i: len(out[i]), ins.__getitem__, run,
+                         lambda i: -i, lambda: False)
+
+    async def _rollback(self) -> None:
+        if any(s is not None for s in self._stoppers):
+            self.state.status = "stopping"
+            await asyncio.shield(self._walk_stop())
+        for cs in self._cstate:
+            if cs.status in ("pending", "starting"):
+                cs.status = "skipped"
+                cs.reason = cs.reason or "the start failed before it could run"
+
+    # -- starting one step -------------------------------------------------
+    def _begin(self, i: int) -> Awaitable[None] | None:
+        """Decide a ready step: skip it, or return the coroutine that starts it."""
+        step = self._steps[i]
+        kwargs: dict[str, Any] = {}
+        for d in step.dependencies:
+            if d.provider is None:
+                continue
+            j = self.plan.step(d.provider).position
+            if self._up[j]:
+                kwargs[d.parameter] = self._values[j]
+            elif d.optional:
+                kwargs[d.parameter] = None
+            else:
+                cs = self._cstate[i]
+                dep = self._cstate[j]
+                cs.status = "skipped"
+                self._by_config[i] = self._by_config[j]
+                why = dep.reason if dep.status in ("skipped", "disabled") else str(dep.error or "")
+                cs.reason = f"needs {dep.name!r}, which is {dep.status}" + (f": {why}" if why else "")
+                if step.component.kind == "validator":
+                    self._record_validation(step, "validator", step.name, "skipped", 0.0, None, cs.reason)
+                self._emit("component.skipped", i, error=cs.reason)
+                return None
+        if step.component.value is not UNSET:
+            self._values[i] = step.component.value
+            self._up[i] = True
+            cs = self._cstate[i]
+            cs.status = "started"
+            cs.start_s = self._now()
+            cs.duration_s = 0.0
+            cs.attempts = 1
+            return None
+        return self._start_step(i, kwargs)
+
+    def _update_phase(self, step: Step) -> None:
+        if self.plan.phases:
+            phase = self.plan.phases[step.phase_index]
+            if phase != self.state.phase:
+                self.state.phase = phase
+                self._emit("phase.started", phase=phase)
+
+    async def _start_step(self, i: int, kwargs: dict[str, Any]) -> None:
+        step = self._steps[i]
+        c = step.component
+        cs = self._cstate[i]
+        current_component.set(step.name)
+        self._update_phase(step)
+        self._step_tasks[i] = cast("asyncio.Task[Any]", asyncio.current_task())
+        cs.status = "starting"
+        cs.start_s = self._now()
+        self._emit("component.starting", i)
+        attempts = c.retries + 1
+        error: ErrorInfo | None = None
+        for attempt in range(1, attempts + 1):
+            cs.attempts = attempt
+            try:
+                await self._with_timeout(i, step.timeout, self._invoke(i, kwargs))
+            except Disabled as exc:
+                cs.status = "disabled"
+                self._by_config[i] = True
+                cs.reason = self._redact(exc.reason)
+                cs.duration_s = self._now() - cs.start_s
+                self._emit("component.disabled", i, error=cs.reason)
+                return
+            except _Timeout as exc:
+                cs.hang = exc.hang
+                error = ErrorInfo("TimeoutError",
+                                  f"did not start within {exc.seconds:g} s (timeout={exc.seconds:g})",
+                                  exc.hang.get("where"))
+            except Exception as exc:
+                error = self._error_info(exc)
+            else:
+                error = None
+                break
+            if attempt < attempts:
+                delay = min(c.backoff * 2 ** (attempt - 1), _MAX_BACKOFF) * random.uniform(0.75, 1.25)
+                self._emit("component.retrying", i, attempt=attempt, error=str(error))
+                await asyncio.sleep(delay)
+        if error is None:
+            error = await self._run_checks(i)
+            if error is not None:
+                await self._stop_step(i, after_check=True)
+        cs.duration_s = self._now() - cs.start_s
+        if error is not None:
+            cs.status = "failed"
+            cs.error = error
+            if c.kind == "validator":
+                self._record_validation(step, "validator", step.name, "failed", cs.duration_s, error)
+            self._emit("component.failed", i, error=str(error), where=error.where,
+                       duration_s=cs.duration_s)
+            if c.critical and self._failure is None:
+                self._failure = (i, error, self._failure_message(i, error))
+            return
+        self._up[i] = True
+        cs.status = "started"
+        if c.kind == "validator":
+            self._record_validation(step, "validator", step.name, "passed", cs.duration_s, None)
+        self._redact.learn(self._values[i])
+        self._emit("component.started", i, duration_s=cs.duration_s, attempt=cs.attempts)
+
+    def _failure_message(self, i: int, error: ErrorInfo) -> str:
+        step = self._steps[i]
+        cs = self._cstate[i]
+        phase = f" in phase {self.plan.phases[step.phase_index]!r}" if self.plan.phases else ""
+        kind = "validator" if step.component.kind == "validator" else "component"
+        lines = [f"critical {kind} {step.name!r}{phase} failed: {error.type}: {error.message}"]
+        if error.where:
+            lines.append(f"  where: {error.where}")
+        if cs.attempts > 1:
+            lines.append(f"  attempts: {cs.attempts} (retries={step.component.retries})")
+        if error.type == "TimeoutError":
+            lines.append("  what to do: the stuck line is shown above; fix the hang, or raise "
+                         f"timeout= on {step.name!r} if it is just slow")
+        elif error.type in ("ConnectionRefusedError", "OSError", "ConnectionError"):
+            lines.append("  what to do: check that the service it connects to is running and "
+                         "reachable, or mark the component optional=True to start degraded")
+        return "\n".join(lines)
+
+    def _error_info(self, exc: BaseException) -> ErrorInfo:
+        frames: list[Frame] = []
+        tb = exc.__traceback__
+        while tb is not None:
+            frames.append(Frame(tb.tb_frame.f_code.co_filename, tb.tb_lineno, tb.tb_frame.f_code.co_name))
+            tb = tb.tb_next
+        where = innermost_project_frame(frames)
+        return ErrorInfo(type(exc).__name__, self._redact(str(exc)), where.where if where else None)
+
+    async def _invoke(self, i: int, kwargs: dict[str, Any]) -> None:
+        step = self._steps[i]
+        a = step.analysis
+        factory = step.component.factory
+        blocking = step.component.blocking
+        if a.call == "async":
+            obj = await factory(**kwargs)
+        elif a.call == "agen":
+            gen = factory(**kwargs)
+            try:
+                obj = await gen.__anext__()
+            except StopAsyncIteration:
+                raise RuntimeError(f"{step.name!r} is an async generator that finished without "
+                                   "yielding; yield the instance once, stop code after the yield") from None
+            self._stoppers[i] = ("agen", gen)
+        elif a.call == "gen":
+            gen = factory(**kwargs)
+            try:
+                obj = await self._call_sync(i, next, gen) if blocking else next(gen)
+            except StopIteration:
+                raise RuntimeError(f"{step.name!r} is a generator that finished without "
+                                   "yielding; yield the instance once, stop code after the yield") from None
+            self._stoppers[i] = ("gen", gen)
+        else:
+            obj = await self._call_sync(i, factory, **kwargs) if blocking else factory(**kwargs)
+            if a.await_result:
+                obj = await obj
+        if a.enter == "async":
+            cm = obj
+            obj = await cm.__aenter__()
+            self._stoppers[i] = ("acm", cm)
+        elif a.enter == "sync":
+            cm = obj
+            obj = await self._call_sync(i, cm.__enter__) if blocking else cm.__enter__()
+            self._stoppers[i] = ("cm", cm)
+        self._values[i] = obj
+
+    def _call_sync(self, i: int, fn: Callable[..., T], *args: Any, **kwargs: Any) -> asyncio.Future[T]:
+        """Run a blocking call in a thread of its own, named after its component.
+
+        A thread per call, not a pool: a call that never returns keeps only its
+        own thread, which the leftovers report names, and a pool's idle
+        workers would otherwise look like leftovers after every stop.
+        """
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        context = contextvars.copy_context()
+
+        def deliver(ok: bool, value: Any) -> None:
+            if future.done():
+                return
+            if ok:
+                future.set_result(value)
+            else:
+                future.set_exception(value)
+
+        def run() -> None:
+            try:
+                result = context.run(fn, *args, **kwargs)
+            except BaseException as exc:  # handed to the awaiting task
+                outcome: tuple[bool, Any] = (False, exc)
+            else:
+                outcome = (True, result)
+            try:
+                loop.call_soon_threadsafe(deliver, *outcome)
+            except RuntimeError:  # the loop is closed: nobody waits any more
+                pass
+
+        thread = threading.Thread(target=run, name=f"daybreak:{self._steps[i].name}", daemon=True)
+        self._threads[i] = thread
+        thread.start()
+        return future
+
+    async def _with_timeout(self, i: int, timeout: float | None, work: Awaitable[T]) -> T:
+        if timeout is None:
+            return await work
+        task = asyncio.current_task()
+        assert task is not None
+        loop = asyncio.get_running_loop()
+        fired: list[dict[str, Any]] = []
+
+        def expire() -> None:
+            fired.append(self._capture_hang(i, task))
+            task.cancel()
+
+        handle = loop.call_later(timeout, expire)
+        try:
+            return await work
+        except asyncio.CancelledError:
+            if fired and task.uncancel() == 0:
+                raise _Timeout(timeout, fired[0]) from None
+            raise
+        finally:
+            handle.cancel()
+
+    def _capture_hang(self, i: int, task: asyncio.Task[Any]) -> dict[str, Any]:
+        chain = await_chain(task)
+        threads = thread_stacks()
+        where = innermost_project_frame(chain)
+        worker = self._threads.get(i)
+        if worker is not None and worker.is_alive():
+            for t in threads:
+                if t.ident == worker.ident:
+                    where = innermost_project_frame(t.frames) or where
+        return {
+            "where": where.where if where else None,
+            "tasks": [{"name": task.get_name(), "frames": [f.to_dict() for f in chain]}],
+            "threads": [t.to_dict() for t in threads],
+        }
+
+    def _on_start_timeout(self) -> None:
+        assert self._timeout is not None
+        stuck = []
+        for i, cs in enumerate(self._cstate):
+            task = self._step_tasks.get(i)
+            if cs.status == "starting" and cs.hang is None and task is not None:
+                cs.hang = self._capture_hang(i, task)
+        still = [cs for cs in self._cstate if cs.status == "starting"]
+        for cs in still:
+            where = cs.hang.get("where") if cs.hang else None
+            stuck.append(f"{cs.name} (at {where})" if where else cs.name)
+        info = ErrorInfo("TimeoutError", f"the start did not finish within {self._timeout:g} s",
+                         still[0].hang.get("where") if still and still[0].hang else None)
+        message = (f"system {self.name!r} did not start within timeout={self._timeout:g} s; "
+                   f"still starting: {', '.join(stuck) or 'nothing'}")
+        if self._failure is None:
+            self._failure = (None, info, message)
+        for task in list(self._tasks):
+            task.cancel()
+
+    # -- checks and validators --------------------------------------------
+    def _record_validation(self, step: Step, kind: str, name: str, status: str, duration: float,
+                           error: ErrorInfo | None, reason: str | None = None) -> None:
+        self._validation[(step.name, name)] = {
+            "name": name, "kind": kind, "component": step.name if kind == "check" else None,
+            "status": status, "duration_s": round(duration, 6),
+            "error": error.to_dict() if error else None, "reason": reason,
+        }
+
+    async def _run_checks(self, i: int) -> ErrorInfo | None:
+        step = self._steps[i]
+        first: ErrorInfo | None = None
+        for pc in step.checks:
+            kwargs = {}
+            for d in pc.dependencies:
+                if d.provider is not None:
+                    j = self.plan.step(d.provider).position
+                    kwargs[d.parameter] = self._values[j] if (self._up[j] or j == i) else None
+            t0 = time.perf_counter()
+            error: ErrorInfo | None = None
+            try:
+                result = pc.check.fn(**kwargs)
+                if inspect.isawaitable(result):
+                    await self._with_timeout(i, pc.check.timeout, result)
+            except _Timeout as exc:
+                error = ErrorInfo("TimeoutError", f"check {pc.check.name!r} did not finish within "
+                                  f"{exc.seconds:g} s", exc.hang.get("where"))
+                self._cstate[i].hang = exc.hang
+            except Exception as exc:
+                error = self._error_info(exc)
+            status = "failed" if error else "passed"
+            self._record_validation(step, "check", pc.check.name, status, time.perf_counter() - t0, error)
+            self._emit(f"check.{status}", i, error=str(error) if error else None)
+            if error is not None and first is None:
+                first = ErrorInfo(error.type, f"check {pc.check.name!r} failed: {error.message}", error.where)
+        return first
+
+    async def check(self) -> list[dict[str, Any]]:
+        """Run every health check of the started components again (readiness).
+
+        Returns the results in the ``validation`` schema; nothing is stopped
+        when a check fails.
+        """
+        results = []
+        for step in self._steps:
+            if not step.checks or not self._up[step.position]:
+                continue
+            await self._run_checks(step.position)
+            for pc in step.checks:
+                results.append(dict(self._validation[(step.name, pc.check.name)]))
+        return results
+
+    # -- stopping ----------------------------------------------------------
+    def _mark_stopped(self, i: int) -> None:
+        cs = self._cstate[i]
+        if self._up[i]:
+            self._up[i] = False
+            cs.status = "stopped"
+            cs.stop_status = "stopped"
+
+    async def _stop_step(self, i: int, *, after_check: bool = False) -> None:
+        stopper = self._stoppers[i]
+        self._stoppers[i] = None
+        if stopper is None:
+            return
+        cs = self._cstate[i]
+        step = self._steps[i]
+        if not after_check:
+            current_component.set(step.name)
+            cs.status = "stopping"
+            self._emit("component.stopping", i)
+        t0 = time.perf_counter()
+        kind, obj = stopper
+        blocking = step.component.blocking
+        try:
+            await self._with_timeout(i, step.stop_timeout, self._run_stopper(i, kind, obj, blocking))
+        except _Timeout as exc:
+            cs.stop_hang = exc.hang
+            cs.stop_error = ErrorInfo("TimeoutError", f"did not stop within {exc.seconds:g} s "
+                                      f"(stop_timeout={exc.seconds:g})", exc.hang.get("where"))
+        except Exception as exc:
+            cs.stop_error = self._error_info(exc)
+        cs.stop_duration_s = time.perf_counter() - t0
+        cs.stop_status = "failed" if cs.stop_error else "stopped"
+        if after_check:
+            return
+        self._up[i] = False
+        cs.status = "stopped"
+        self._emit("component.stopped", i, duration_s=cs.stop_duration_s,
+                   error=str(cs.stop_error) if cs.stop_error else None,
+                   where=cs.stop_error.where if cs.stop_error else None)
+
+    async def _run_stopper(self, i: int, kind: str, obj: Any, blocking: bool) -> None:
+        name = self._steps[i].name
+        if kind == "agen":
+            try:
+                await obj.__anext__()
+            except StopAsyncIteration:
+                return
+            await obj.aclose()
+            raise RuntimeError(f"{name!r} yielded more than once; an async generator factory "
+                               "yields its instance exactly once")
+        if kind == "gen":
+            def finish() -> bool:
+                try:
+                    next(obj)
+                except StopIteration:
+                    return True
+                obj.close()
+                return False
+
+            ok = await self._call_sync(i, finish) if blocking else finish()
+            if not ok:
+                raise RuntimeError(f"{name!r} yielded more than once; a generator factory "
+                                   "yields its instance exactly once")
+            return
+        if kind == "acm":
+            await obj.__aexit__(None, None, None)
+            return
+        if blocking:
+            await self._call_sync(i, obj.__exit__, None, None, None)
+        else:
+            obj.__exit__(None, None, None)
+
+    # -- reporting ---------------------------------------------------------
+    def _collect_leftovers(self) -> None:
+        if self._snapshot is None:
+            return
+        codes: dict[CodeType, str] = {}
+        for s in self._steps:
+            code = getattr(inspect.unwrap(s.component.factory), "__code__", None)
+            if isinstance(code, CodeType):
+                codes.setdefault(code, s.name)
+        current = asyncio.current_task()
+        found = leftovers_since(self._snapshot, loop=self._loop,
+                                exclude_tasks=[t for t in (current,) if t is not None],
+                                codes=codes, task_component=_task_component)
+        self._leftovers = found.to_dict()
+
+    def report(self) -> StartupReport:
+        """The report as of now: a snapshot, safe to call at any time."""
+        plan = self.plan
+        durations = {cs.name: cs.duration_s or 0.0 for cs in self._cstate}
+        path, path_s = plan.critical_path_for(durations)
+        components = []
+        for s, cs in zip(self._steps, self._cstate, strict=True):
+            if s.component.kind == "validator":
+                continue
+            components.append({
+                "name": s.name,
+                "provides": type_name(s.analysis.provides) if s.analysis.provides is not None else None,
+                "phase": plan.phases[s.phase_index] if plan.phases else None,
+                "critical": s.component.critical,
+                "status": cs.status,
+                "reason": cs.reason,
+                "depends_on": [d.provider.name for d in s.dependencies if d.provider is not None],
+                "start_s": _r(cs.start_s),
+                "duration_s": _r(cs.duration_s),
+                "attempts": cs.attempts,
+                "error": cs.error.to_dict() if cs.error else None,
+                "hang": cs.hang,
+                "stop": None if cs.stop_status is None else {
+                    "status": cs.stop_status, "duration_s": _r(cs.stop_duration_s),
+                    "error": cs.stop_error.to_dict() if cs.stop_error else None,
+                    "hang": cs.stop_hang,
+                },
+                "tags": sorted(s.component.tags),
+            })
+        validation = list(self._validation.values())
+        for s, cs in zip(self._steps, self._cstate, strict=True):
+            if s.component.kind == "validator" and (s.name, s.name) not in self._validation:
+                validation.append({"name": s.name, "kind": "validator", "component": None,
+                                   "status": cs.status if cs.status != "skipped" else "skipped",
+                                   "duration_s": _r(cs.duration_s), "error": None, "reason": cs.reason})
+        blocks = [b.to_dict() for b in self._watchdog.blocks] if self._watchdog else []
+        for b in blocks:
+            b.pop("frames", None)
+        duration = self._started_s if self._started_s is not None else (
+            self._now() if self._lifecycle == "starting" else self._stopped_s)
+        return StartupReport(
+            name=self.name,
+            status=self.state.status,
+            duration_s=duration,
+            critical_path_s=path_s,
+            critical_path=path,
+            phases=self._phase_rows(),
+            components=components,
+            validation=validation,
+            loop_blocks=blocks,
+            leftovers=self._leftovers,
+            error=self._failure[1] if self._failure else None,
+        )
+
+    def _phase_rows(self) -> list[dict[str, Any]]:
+        rows = []
+        for k, phase in enumerate(self.plan.phases):
+            members = [(s, cs) for s, cs in zip(self._steps, self._cstate, strict=True)
+                       if s.phase_index == k]
+            starts = [cs.start_s for _, cs in members if cs.start_s is not None]
+            ends = [cs.start_s + cs.duration_s for _, cs in members
+                    if cs.start_s is not None and cs.duration_s is not None]
+            statuses = {cs.status for _, cs in members}
+            if any(cs.status == "failed" and s.component.critical for s, cs in members):
+                status = "failed"
+            elif statuses & {"pending", "starting"}:
+                status = "starting" if starts else "pending"
+            elif any(cs.status in ("failed", "skipped") and not self._by_config[s.position]
+                     for s, cs in members):
+                status = "degraded"
+            else:
+                status = "done"
+            rows.append({"name": phase, "status": status,
+                         "start_s": _r(min(starts)) if starts else None,
+                         "duration_s": _r(max(ends) - min(starts)) if starts and ends else None})
+        return rows
+
+    def __repr__(self) -> str:
+        return f"<System {self.name!r} {self.state.status}>"
+
+
+def _r(x: float | None) -> float | None:
+    return None if x is None else round(x, 6)
+
+
+def _task_component(task: asyncio.Task[Any]) -> str | None:
+    get_context = getattr(task, "get_context", None)  # 3.12+
+    if get_context is None:
+        return None
+    value = get_context().get(current_component)
+    return value if isinstance(value, str) else None
+
