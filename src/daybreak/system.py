@@ -779,6 +779,7 @@ class System:
             self._up[i] = False
             cs.status = "stopped"
             cs.stop_status = "stopped"
+            cs.stop_duration_s = 0.0
 
     async def _stop_step(self, i: int, *, after_check: bool = False) -> None:
         stopper = self._stoppers[i]

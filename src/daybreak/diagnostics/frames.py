@@ -53,7 +53,12 @@ class Frame:
         return f"{self.where} in {self.function}"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"file": self.file, "line": self.line, "function": self.function, "where": self.where}
+        return {
+            "file": self.file,
+            "line": self.line,
+            "function": self.function,
+            "where": self.where,
+        }
 
 
 def frames_of(frame: types.FrameType | None) -> list[Frame]:

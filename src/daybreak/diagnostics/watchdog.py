@@ -71,18 +71,27 @@ class LoopWatchdog:
         self.threshold = threshold
         self.blocks: list[LoopBlock] = []
         self.late_answers = 0
-        self._owners = Owners(codes)
+        self._codes: Mapping[types.CodeType, str] = dict(codes or {})
+        self._owners = Owners(self._codes)
         self._loop_ident = 0
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
         self._probe: _Probe | None = None
 
+    @property
+    def codes(self) -> Mapping[types.CodeType, str]:
+        return self._codes
+
     def set_codes(self, codes: Mapping[types.CodeType, str]) -> None:
+        self._codes = dict(codes)
         # One assignment, so the watchdog thread sees either the old map or the new one.
-        self._owners = Owners(codes)
+        self._owners = Owners(self._codes)
 
     def start(self) -> None:
-        """Start watching; call it from the thread that runs the loop."""
+        """Start watching; call it from the thread that runs the loop.
+
+        A stopped watchdog may be started again; `blocks` keeps what it found.
+        """
         if self._thread is not None:
             raise RuntimeError("this LoopWatchdog is already started; stop() it first")
         try:
@@ -198,43 +207,35 @@ class _Sample:
     def take(cls, innermost: types.FrameType, owners: Owners) -> _Sample:
         at = time.perf_counter()
         stack: list[types.FrameType] = []
+        # Without asyncio's dispatch frame (another loop implementation), judge by
+        # the innermost frame.
+        key = innermost
         frame: types.FrameType | None = innermost
         while frame is not None:
             if frame.f_code is _DISPATCH:
                 # A callback written in C leaves the dispatch frame itself innermost.
-                if not stack:
-                    stack.append(frame)
+                key = stack[-1] if stack else frame
+                stack = stack or [frame]
                 break
             stack.append(frame)
             frame = frame.f_back
-        else:
-            # No asyncio dispatch frame (another loop implementation): judge by the
-            # innermost frame.
-            return cls(innermost, at, _outermost_first(stack), owners.component_of(
-                f.f_code for f in stack))
-        return cls(stack[-1], at, _outermost_first(stack), owners.component_of(
-            f.f_code for f in stack))
-
-
-def _outermost_first(stack: list[types.FrameType]) -> tuple[Frame, ...]:
-    return tuple(Frame.of(frame) for frame in reversed(stack))
+        component = owners.component_of(f.f_code for f in stack)
+        return cls(key, at, tuple(Frame.of(f) for f in reversed(stack)), component)
 
 
 class _Runs:
     """The longest stretch of consecutive samples that saw the same frame."""
 
-    __slots__ = ("_best", "_best_span", "_first", "_last")
+    __slots__ = ("_best", "_best_span", "_first")
 
     def __init__(self) -> None:
         self._first: _Sample | None = None
-        self._last: _Sample | None = None
         self._best: _Sample | None = None
         self._best_span = -1.0
 
     def add(self, sample: _Sample) -> None:
         if self._first is None or sample.key is not self._first.key:
             self._first = sample
-        self._last = sample
         span = sample.at - self._first.at
         if span > self._best_span:
             self._best, self._best_span = self._first, span

@@ -1,0 +1,192 @@
+"""The ``daybreak`` command: plan, start, leaks, imports, doctor.
+
+Exit status: 0 success, 1 the check failed, 2 usage or target error,
+130 interrupted by SIGINT (143 by SIGTERM) after rolling back.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import importlib
+import json
+import signal
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from daybreak._target import TargetError, load_target
+from daybreak.errors import DeclarationError
+from daybreak.registry import Registry
+
+__all__ = ["main"]
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+class Interrupted(Exception):
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def run_cancellable(main: Any) -> Any:
+    """Run ``main`` (a coroutine); SIGINT/SIGTERM cancel it, so it can roll back.
+
+    Raises :class:`Interrupted` once the coroutine has unwound.
+    """
+    received: list[int] = []
+
+    async def guarded() -> Any:
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        assert task is not None
+
+        def on_signal(signum: int) -> None:
+            received.append(signum)
+            task.cancel()
+
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(signum, on_signal, signum)
+        try:
+            return await main
+        except asyncio.CancelledError:
+            if received:
+                raise Interrupted(received[0]) from None
+            raise
+        finally:
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                with contextlib.suppress(NotImplementedError, RuntimeError):
+                    loop.remove_signal_handler(signum)
+
+    return asyncio.run(guarded())
+
+
+def _add_target(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("target", metavar="TARGET",
+                        help="module:attribute or path/to/file.py:attribute naming a Registry")
+
+
+def _plan(args: argparse.Namespace) -> int:
+    plan = load_target(args.target).plan()
+    out = {"text": plan.to_text, "json": plan.to_json, "dot": plan.to_dot,
+           "mermaid": plan.to_mermaid}[args.format]()
+    sys.stdout.write(out if out.endswith("\n") else out + "\n")
+    return EXIT_OK
+
+
+async def _start_and_stop(args: argparse.Namespace, registry: Registry) -> tuple[dict[str, Any], int]:
+    from daybreak._console import Progress
+    from daybreak.errors import StartupError
+
+    system = registry.start(timeout=args.timeout)
+    live = sys.stderr.isatty() and not args.json
+    progress = Progress(system) if live else contextlib.nullcontext()
+    code = EXIT_OK
+    try:
+        with progress:
+            await system.start()
+    except StartupError:
+        code = EXIT_FAILED
+    except asyncio.CancelledError:
+        report = system.report().to_dict()
+        _print_result(args, report)
+        raise
+    else:
+        await system.stop()
+    report = system.report().to_dict()
+    if report["status"] == "degraded" and args.strict:
+        code = EXIT_FAILED
+    if any(report["leftovers"].values()):
+        code = EXIT_FAILED
+    return report, code
+
+
+def _print_result(args: argparse.Namespace, report: dict[str, Any]) -> None:
+    from daybreak._console import Style, timeline
+
+    if args.json:
+        sys.stdout.write(json.dumps(report, indent=2) + "\n")
+    else:
+        print(timeline(report, Style(sys.stdout)))
+        if report.get("error"):
+            print(Style(sys.stdout).red(f"error: {report['error']['type']}: {report['error']['message']}"))
+    if getattr(args, "html", None):
+        from daybreak.html import write_report
+
+        write_report(args.html, {"start": report})
+
+
+def _start(args: argparse.Namespace) -> int:
+    # Import and plan outside the event loop: a target's import must not run inside it.
+    registry = load_target(args.target)
+    registry.plan()
+    report, code = run_cancellable(_start_and_stop(args, registry))
+    _print_result(args, report)
+    return code
+
+
+def _delegate(module: str) -> tuple[Any, Any]:
+    mod = importlib.import_module(f"daybreak.{module}")
+    return mod.add_arguments, mod.run
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="daybreak",
+        description="Deterministic, observable start-up and shut-down for async services.")
+    from daybreak._version import __version__
+
+    parser.add_argument("--version", action="version", version=f"daybreak {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser("plan", help="print the start plan without running anything")
+    _add_target(p)
+    p.add_argument("--format", choices=("text", "json", "dot", "mermaid"), default="text")
+    p.add_argument("--json", action="store_const", const="json", dest="format",
+                   help="same as --format json")
+    p.set_defaults(func=_plan)
+
+    p = sub.add_parser("start", help="start, print the timeline, stop, report leftovers")
+    _add_target(p)
+    p.add_argument("--timeout", type=float, default=None, metavar="S",
+                   help="fail the start after S seconds")
+    p.add_argument("--html", metavar="FILE", help="write a self-contained HTML report")
+    p.add_argument("--json", action="store_true", help="print the report as JSON, nothing else")
+    p.add_argument("--strict", action="store_true", help="a degraded start is a failure")
+    p.set_defaults(func=_start)
+
+    for name, module, text in (("leaks", "leaks", "start and stop many times; find what grows"),
+                               ("imports", "imports", "find import-time side effects and cycles"),
+                               ("doctor", "doctor", "imports, start, validation and leaks: one report")):
+        try:
+            add_arguments, run = _delegate(module)
+        except ImportError:
+            continue
+        p = sub.add_parser(name, help=text)
+        add_arguments(p)
+        p.set_defaults(func=run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        code: int = args.func(args)
+    except (TargetError, DeclarationError) as exc:
+        print(f"daybreak {args.command}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except Interrupted as exc:
+        print(f"daybreak {args.command}: interrupted by {exc}; rolled back", file=sys.stderr)
+        return 128 + exc.signum
+    except KeyboardInterrupt:
+        print(f"daybreak {args.command}: interrupted", file=sys.stderr)
+        return 130
+    return code
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
