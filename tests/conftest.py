@@ -10,3 +10,5 @@ sys.path.insert(0, str(ROOT / "examples"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+pytest_plugins = ["pytester"]

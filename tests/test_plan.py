@@ -37,7 +37,7 @@ class TestDeclarations:
         calls = []
 
         @registry.component
-        def broken(x: "NotDefinedAnywhere") -> "AlsoMissing":  # noqa: F821
+        def broken(x: NotDefinedAnywhere) -> AlsoMissing:  # noqa: F821
             calls.append(1)
 
         assert calls == []

@@ -98,11 +98,9 @@ def _unwrap(ann: Any) -> tuple[Any, Enter, bool]:
         return (args[0] if args else None), "sync", False
     if origin in _ASYNC_CM:
         return (args[0] if args else None), "async", False
-    if origin is collections.abc.Coroutine:
-        inner, enter, _ = _unwrap(args[2]) if len(args) == 3 else (None, "none", False)
-        return inner, enter, True
-    if origin is collections.abc.Awaitable:
-        inner, enter, _ = _unwrap(args[0]) if args else (None, "none", False)
+    if origin is collections.abc.Coroutine or origin is collections.abc.Awaitable:
+        awaited = args[-1] if args else None
+        inner, enter, _ = _unwrap(awaited)
         return inner, enter, True
     if origin in _UNWRAP_FIRST:
         return (args[0] if args else None), "none", False
@@ -113,7 +111,7 @@ def analyse(factory: Callable[..., Any], provides: Any, unset: Any) -> Analysis:
     target = _target(factory)
     if isinstance(target, type):
         call: Call = "sync"
-        hints_of: Callable[..., Any] = target.__init__
+        hints_of: Callable[..., Any] = target.__init__  # type: ignore[misc]
         ret: Any = target
     else:
         hints_of = target

@@ -11,11 +11,11 @@ import asyncio
 import contextlib
 import importlib
 import json
-import signal
 import sys
 from collections.abc import Sequence
 from typing import Any
 
+from daybreak._run import Interrupted, run_cancellable
 from daybreak._target import TargetError, load_target
 from daybreak.errors import DeclarationError
 from daybreak.registry import Registry
@@ -23,45 +23,6 @@ from daybreak.registry import Registry
 __all__ = ["main"]
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-
-
-class Interrupted(Exception):
-    def __init__(self, signum: int) -> None:
-        super().__init__(signal.Signals(signum).name)
-        self.signum = signum
-
-
-def run_cancellable(main: Any) -> Any:
-    """Run ``main`` (a coroutine); SIGINT/SIGTERM cancel it, so it can roll back.
-
-    Raises :class:`Interrupted` once the coroutine has unwound.
-    """
-    received: list[int] = []
-
-    async def guarded() -> Any:
-        loop = asyncio.get_running_loop()
-        task = asyncio.current_task()
-        assert task is not None
-
-        def on_signal(signum: int) -> None:
-            received.append(signum)
-            task.cancel()
-
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.add_signal_handler(signum, on_signal, signum)
-        try:
-            return await main
-        except asyncio.CancelledError:
-            if received:
-                raise Interrupted(received[0]) from None
-            raise
-        finally:
-            for signum in (signal.SIGINT, signal.SIGTERM):
-                with contextlib.suppress(NotImplementedError, RuntimeError):
-                    loop.remove_signal_handler(signum)
-
-    return asyncio.run(guarded())
 
 
 def _add_target(parser: argparse.ArgumentParser) -> None:

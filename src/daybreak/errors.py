@@ -34,7 +34,7 @@ __all__ = [
 ]
 
 
-class Disabled(Exception):  # noqa: N818 - it names a state, like StopIteration
+class Disabled(Exception):
     """Raise from a factory to switch the component off by configuration.
 
     The component is reported ``disabled`` with ``reason``; what needs it is

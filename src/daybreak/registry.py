@@ -45,7 +45,7 @@ class Check:
 
     __slots__ = ("component", "fn", "name", "timeout")
 
-    def __init__(self, fn: Callable[..., Any], component: Component, *,
+    def __init__(self, fn: Callable[..., Any], component: Component[Any], *,
                  name: str | None, timeout: float | None) -> None:
         self.fn = fn
         self.component = component
@@ -76,8 +76,8 @@ class Component(Generic[F]):
         name: str | None = None,
         phase: str | None = None,
         optional: bool = False,
-        timeout: float | None | _Unset = UNSET,
-        stop_timeout: float | None | _Unset = UNSET,
+        timeout: float | _Unset | None = UNSET,
+        stop_timeout: float | _Unset | None = UNSET,
         retries: int = 0,
         backoff: float = DEFAULT_BACKOFF,
         blocking: bool = True,
@@ -94,7 +94,7 @@ class Component(Generic[F]):
         self.factory: F = factory
         self.__wrapped__ = factory
         self.name: str = name if name is not None else _callable_name(factory)
-        self.phase = phase
+        self.phase: object = phase  # checked at plan time, like every option
         self.optional = optional
         self.timeout = timeout
         self.stop_timeout = stop_timeout
@@ -102,7 +102,8 @@ class Component(Generic[F]):
         self.backoff = backoff
         self.blocking = blocking
         self.provides = provides
-        self.tags: frozenset[str] = frozenset(tags) if not isinstance(tags, str) else frozenset({tags})
+        # A lone string is one tag, not a set of characters.
+        self.tags: frozenset[str] = frozenset({tags}) if isinstance(tags, str) else frozenset(tags)
         self.kind: Kind = kind
         self.value = value
         self.checks: list[Check] = []
@@ -266,10 +267,10 @@ class Registry:
     def validator(self, fn: F, /) -> Component[F]: ...
     @overload
     def validator(self, fn: None = None, /, *, phase: str | None = None, optional: bool = False,
-                  timeout: float | None | _Unset = UNSET, name: str | None = None,
+                  timeout: float | _Unset | None = UNSET, name: str | None = None,
                   tags: Iterable[str] = ()) -> Callable[[F], Component[F]]: ...
     def validator(self, fn: Any = None, /, *, phase: str | None = None, optional: bool = False,
-                  timeout: float | None | _Unset = UNSET, name: str | None = None,
+                  timeout: float | _Unset | None = UNSET, name: str | None = None,
                   tags: Iterable[str] = ()) -> Any:
         """Declare a validator: runs once, as soon as its dependencies are up.
 

@@ -457,10 +457,16 @@ class System:
         if any(s is not None for s in self._stoppers):
             self.state.status = "stopping"
             await asyncio.shield(self._walk_stop())
+        culprit = self._failure[0] if self._failure else None
+        why = f"{self._steps[culprit].name!r} failed" if culprit is not None else (
+            self._failure[2].partition(";")[0] if self._failure else "the start was cancelled")
         for cs in self._cstate:
-            if cs.status in ("pending", "starting"):
+            if cs.status == "starting":
                 cs.status = "skipped"
-                cs.reason = cs.reason or "the start failed before it could run"
+                cs.reason = cs.reason or f"cancelled while starting: {why}"
+            elif cs.status == "pending":
+                cs.status = "skipped"
+                cs.reason = cs.reason or f"not started: {why}"
 
     # -- starting one step -------------------------------------------------
     def _begin(self, i: int) -> Awaitable[None] | None:
@@ -717,6 +723,16 @@ class System:
                    f"still starting: {', '.join(stuck) or 'nothing'}")
         if self._failure is None:
             self._failure = (None, info, message)
+            # What was still starting is what made the start late: failed, not skipped.
+            for i, cs in enumerate(self._cstate):
+                if cs.status == "starting":
+                    cs.status = "failed"
+                    cs.error = ErrorInfo("TimeoutError", f"still starting when the start timed out "
+                                         f"(timeout={self._timeout:g})",
+                                         cs.hang.get("where") if cs.hang else None)
+                    if cs.start_s is not None:
+                        cs.duration_s = self._now() - cs.start_s
+                    self._emit("component.failed", i, error=str(cs.error), where=cs.error.where)
         for task in list(self._tasks):
             task.cancel()
 

@@ -1,0 +1,199 @@
+"""``daybreak doctor``: one CI command for imports, start, validation, stop and leaks.
+
+The four checks run in that order, each on its own terms:
+
+1. the import audit of the target's top-level package (fresh child processes),
+2. one start with every check and validator, then a stop with its leftovers,
+3. the leak checker over several start/stop cycles.
+
+One combined JSON document, one exit status: 0 when every check passes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import xml.etree.ElementTree as ET
+from typing import Any
+
+from daybreak._console import Style, timeline
+from daybreak._run import run_cancellable
+from daybreak._target import load_target, module_of_target
+from daybreak.errors import StartupError
+from daybreak.registry import Registry
+
+__all__ = ["add_arguments", "diagnose", "run"]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("target", metavar="TARGET",
+                        help="module:attribute or path/to/file.py:attribute naming a Registry")
+    parser.add_argument("--json", action="store_true", help="print the combined report as JSON only")
+    parser.add_argument("--html", metavar="FILE", help="write a self-contained HTML report")
+    parser.add_argument("--junit", metavar="FILE", help="write JUnit XML for CI systems")
+    parser.add_argument("--timeout", type=float, default=120.0, metavar="S",
+                        help="fail the start after S seconds (default 120)")
+    parser.add_argument("--import-timeout", type=float, default=10.0, metavar="S",
+                        help="a module whose import takes longer is reported as hung (default 10)")
+    parser.add_argument("--cycles", type=int, default=8, metavar="N",
+                        help="measured start/stop cycles of the leak check (default 8)")
+    parser.add_argument("--warmup", type=int, default=2, metavar="N",
+                        help="cycles before measuring (default 2)")
+    parser.add_argument("--allow", action="append", default=[], metavar="EVENT[:detail]",
+                        help="an import side effect that is expected (repeatable)")
+    parser.add_argument("--skip", action="append", default=[], choices=("imports", "leaks"),
+                        help="leave out a check (repeatable)")
+    parser.add_argument("--strict", action="store_true", help="a degraded start is a failure")
+
+
+def _package_of(spec: str) -> tuple[str, list[str]]:
+    module, root = module_of_target(spec)
+    return module.split(".")[0], [root] if root else []
+
+
+async def _one_start(registry: Registry, timeout: float) -> dict[str, Any]:
+    system = registry.start(timeout=timeout)
+    try:
+        await system.start()
+    except StartupError:
+        return system.report().to_dict()
+    await system.stop()
+    return system.report().to_dict()
+
+
+def diagnose(spec: str, *, timeout: float = 120.0, import_timeout: float = 10.0, cycles: int = 8,
+             warmup: int = 2, allow: list[str] | None = None, skip: tuple[str, ...] = (),
+             strict: bool = False) -> dict[str, Any]:
+    """Run every check on the registry named by ``spec``; the combined report."""
+    doc: dict[str, Any] = {"target": spec}
+    failures: list[str] = []
+    started = time.perf_counter()
+    if "imports" not in skip:
+        from daybreak.imports import audit
+
+        package, path = _package_of(spec)
+        imports = audit(package, allow=allow or (), timeout=import_timeout, path=path).to_dict()
+        doc["imports"] = imports
+        if imports["verdict"] != "clean":
+            failures.append("imports: side effects, cycles, errors or hangs at import")
+
+    registry = load_target(spec)
+    doc["plan"] = registry.plan().to_dict()
+    start = run_cancellable(_one_start(registry, timeout))
+    doc["start"] = start
+    if start["status"] == "failed" or start.get("error"):
+        failures.append("start: " + (start["error"]["message"].splitlines()[0] if start.get("error")
+                                     else "failed"))
+    elif start["status"] == "degraded" and strict:
+        failures.append("start: degraded (--strict)")
+    if any(start["leftovers"].values()):
+        failures.append("stop: left threads, tasks or file descriptors behind")
+    failed_checks = [v["name"] for v in start["validation"] if v["status"] == "failed"]
+    if failed_checks and start["status"] != "failed":
+        doc.setdefault("notes", []).append("failed optional checks: " + ", ".join(failed_checks))
+
+    if "leaks" not in skip and start["status"] != "failed":
+        from daybreak.leaks import check
+
+        leaks = check(registry, cycles=cycles, warmup=warmup).to_dict()
+        doc["leaks"] = leaks
+        if leaks["verdict"] != "clean":
+            failures.append("leaks: resources grow across start/stop cycles")
+    doc["failures"] = failures
+    doc["verdict"] = "fail" if failures else "pass"
+    doc["seconds"] = round(time.perf_counter() - started, 3)
+    return doc
+
+
+def _summary(doc: dict[str, Any]) -> str:
+    style = Style(sys.stdout)
+    lines: list[str] = []
+    imports = doc.get("imports")
+    if imports is not None:
+        effects = sum(len(m["side_effects"]) for m in imports["modules"])
+        lines.append(f"imports  {style.status(imports['verdict'])}: {len(imports['modules'])} modules, "
+                     f"{effects} side effects, {len(imports['cycles'])} cycles, {len(imports['hung'])} hung")
+        for m in imports["modules"]:
+            for e in m["side_effects"]:
+                lines.append(f"    {m['name']}: {e['event']} {e['detail']} at {e['where']}")
+        for cycle in imports["cycles"]:
+            lines.append("    cycle: " + " -> ".join(cycle))
+        for h in imports["hung"]:
+            lines.append(f"    hung: {h['module']} at {h['where']}")
+        for err in imports.get("errors", []):
+            lines.append(f"    error: {err['module']}: {err['type']}: {err['message']}")
+    lines.append("start    " + timeline(doc["start"], style).replace("\n", "\n         "))
+    leaks = doc.get("leaks")
+    if leaks is not None:
+        lines.append(f"leaks    {style.status(leaks['verdict'])}: {leaks['growth_bytes_per_cycle']:+.0f} B/cycle "
+                     f"over {leaks['cycles']} cycles")
+        for site in leaks["sites"][:5]:
+            lines.append(f"    {site['bytes_per_cycle']:+.0f} B/cycle at {site['where']}")
+        for kind in ("threads", "tasks", "fds"):
+            for item in leaks.get(kind, []):
+                what = item.get("name") or item.get("detail")
+                lines.append(f"    {kind}: {what} +{item['per_cycle']}/cycle")
+    verdict = style.green("pass") if doc["verdict"] == "pass" else style.red("fail")
+    lines.append(f"doctor   {verdict} in {doc['seconds']:.1f}s")
+    lines.extend(f"    {style.red(f)}" for f in doc["failures"])
+    return "\n".join(lines)
+
+
+def write_junit(path: str, doc: dict[str, Any]) -> None:
+    suite = ET.Element("testsuite", name="daybreak.doctor")
+    cases = 0
+    failures = 0
+
+    def case(name: str, failure: str | None) -> None:
+        nonlocal cases, failures
+        cases += 1
+        element = ET.SubElement(suite, "testcase", classname="daybreak.doctor", name=name)
+        if failure:
+            failures += 1
+            ET.SubElement(element, "failure", message=failure.splitlines()[0]).text = failure
+
+    if "imports" in doc:
+        imp = doc["imports"]
+        for m in imp["modules"]:
+            text = "\n".join(f"{e['event']} {e['detail']} at {e['where']}" for e in m["side_effects"])
+            case(f"imports.{m['name']}", text or None)
+        case("imports.cycles", "\n".join(" -> ".join(c) for c in imp["cycles"]) or None)
+        for h in imp["hung"]:
+            case(f"imports.hung.{h['module']}", f"import hung at {h['where']}")
+    start = doc["start"]
+    error = start.get("error")
+    case("start", f"{error['type']}: {error['message']}" if error else None)
+    for v in start["validation"]:
+        err = v.get("error")
+        failed = err is not None and v["status"] == "failed"
+        case(f"{v['kind']}.{v['name']}", f"{err['type']}: {err['message']}" if failed else None)
+    left = [f"{k}: {item}" for k, items in start["leftovers"].items() for item in items]
+    case("stop.leftovers", "\n".join(left) or None)
+    if "leaks" in doc:
+        leaks = doc["leaks"]
+        case("leaks", json.dumps(leaks, indent=1) if leaks["verdict"] != "clean" else None)
+    suite.set("tests", str(cases))
+    suite.set("failures", str(failures))
+    ET.ElementTree(suite).write(path, encoding="utf-8", xml_declaration=True)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.cycles < 1 or args.warmup < 0:
+        print("daybreak doctor: --cycles must be >= 1 and --warmup >= 0", file=sys.stderr)
+        return 2
+    doc = diagnose(args.target, timeout=args.timeout, import_timeout=args.import_timeout,
+                   cycles=args.cycles, warmup=args.warmup, allow=args.allow,
+                   skip=tuple(args.skip), strict=args.strict)
+    if args.json:
+        sys.stdout.write(json.dumps(doc, indent=2, default=str) + "\n")
+    else:
+        print(_summary(doc))
+    if args.html:
+        from daybreak.html import write_report
+
+        write_report(args.html, doc)
+    if args.junit:
+        write_junit(args.junit, doc)
+    return 0 if doc["verdict"] == "pass" else 1

@@ -1,0 +1,1114 @@
+"""The engine: factory forms, order, concurrency, retries, failures, state, events, signals."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import AsyncContextManager, ContextManager
+
+import pytest
+
+import daybreak
+from daybreak import Disabled, Registry, StartupError, System, UsageError
+
+HERE = Path(__file__).resolve()
+FIXTURES = HERE.parent / "fixtures"
+SRC = HERE.parent.parent / "src"
+
+
+def where(marker: str) -> str:
+    """``file:line`` of the line of this file that ends with ``# at: <marker>``."""
+    tag = f"# at: {marker}"
+    lines = HERE.read_text(encoding="utf-8").splitlines()
+    hits = [n for n, text in enumerate(lines, 1) if text.rstrip().endswith(tag)]
+    assert len(hits) == 1, f"marker {marker!r} found {len(hits)} times"
+    return f"{__file__}:{hits[0]}"
+
+
+class Settings: ...
+class Database: ...
+class Cache: ...
+class Api: ...
+class Worker: ...
+class Analytics: ...
+class Mailer: ...
+
+
+def statuses(system_or_report: System | daybreak.StartupReport) -> dict[str, str]:
+    report = system_or_report.report() if isinstance(system_or_report, System) else system_or_report
+    return {c["name"]: c["status"] for c in report.components}
+
+
+# -- factory forms ---------------------------------------------------------------------------
+
+
+class Probe:
+    """Something a factory provides, which knows whether it is open."""
+
+    def __init__(self, label: str, log: list[str]) -> None:
+        self.label = label
+        self.log = log
+        self.open = False
+
+
+class SyncResource:
+    def __init__(self, log: list[str]) -> None:
+        self.log = log
+
+    def __enter__(self) -> Probe:
+        self.log.append("enter sync cm")
+        return Probe("cm", self.log)
+
+    def __exit__(self, *exc: object) -> None:
+        self.log.append("exit sync cm")
+
+
+class AsyncResource:
+    def __init__(self, log: list[str]) -> None:
+        self.log = log
+
+    async def __aenter__(self) -> Probe:
+        self.log.append("enter async cm")
+        return Probe("acm", self.log)
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.log.append("exit async cm")
+
+
+class ClientLike:
+    """An async context manager that is provided as it is (like ``httpx.AsyncClient``)."""
+
+    def __init__(self, log: list[str]) -> None:
+        self.log = log
+
+    async def __aenter__(self) -> ClientLike:
+        self.log.append("entered client")  # must never happen
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.log.append("exited client")  # must never happen
+
+
+class F1: ...
+class F2: ...
+class F3: ...
+class F4: ...
+class F5: ...
+class F6: ...
+class F7: ...
+class F8: ...
+class F9: ...
+
+
+def every_form(log: list[str]) -> Registry:
+    """A chain f1 <- f2 <- ... <- f9, one factory form each, so the order is forced."""
+    registry = Registry("forms")
+
+    @registry.component
+    def f1() -> F1:
+        log.append("start f1")
+        return F1()
+
+    @registry.component
+    async def f2(x: F1) -> F2:
+        log.append("start f2")
+        return F2()
+
+    @registry.component
+    def f3(x: F2) -> Iterator[F3]:
+        log.append("start f3")
+        yield F3()
+        log.append("stop f3")
+
+    @registry.component
+    async def f4(x: F3) -> AsyncIterator[F4]:
+        log.append("start f4")
+        yield F4()
+        log.append("stop f4")
+
+    @registry.component
+    @contextlib.contextmanager
+    def f5(x: F4) -> Iterator[F5]:
+        log.append("start f5")
+        yield F5()
+        log.append("stop f5")
+
+    @registry.component
+    @contextlib.asynccontextmanager
+    async def f6(x: F5) -> AsyncIterator[F6]:
+        log.append("start f6")
+        yield F6()
+        log.append("stop f6")
+
+    @registry.component(provides=F7)
+    def f7(x: F6) -> ContextManager[Probe]:
+        log.append("start f7")
+        return SyncResource(log)
+
+    @registry.component(provides=F8)
+    async def f8(x: F7) -> AsyncContextManager[Probe]:
+        log.append("start f8")
+        return AsyncResource(log)
+
+    @registry.component
+    def f9(x: F8) -> ClientLike:
+        log.append("start f9")
+        return ClientLike(log)
+
+    return registry
+
+
+class TestFactoryForms:
+    async def test_every_form_starts_and_stops_in_order(self) -> None:
+        log: list[str] = []
+        registry = every_form(log)
+        async with registry.start() as system:
+            assert log == ["start f1", "start f2", "start f3", "start f4", "start f5", "start f6",
+                           "start f7", "enter sync cm", "start f8", "enter async cm", "start f9"]
+            log.clear()
+            assert isinstance(system[F1], F1)
+            assert isinstance(system[F3], F3)
+            assert isinstance(system[F4], F4)
+            assert isinstance(system[F5], F5)
+            assert isinstance(system[F6], F6)
+            # what __enter__ / __aenter__ returned, not the manager itself
+            assert isinstance(system[F7], Probe) and system[F7].label == "cm"
+            assert isinstance(system[F8], Probe) and system[F8].label == "acm"
+            # merely being an async context manager does not get it entered
+            assert isinstance(system[ClientLike], ClientLike)
+            assert system.status == "ready"
+        assert log == ["exit async cm", "exit sync cm", "stop f6", "stop f5", "stop f4", "stop f3"]
+        assert set(statuses(system).values()) == {"stopped"}
+
+    async def test_the_factories_stay_plain_callables(self) -> None:
+        log: list[str] = []
+        registry = every_form(log)
+        f1 = registry.components[0]
+        assert isinstance(f1(), F1)
+        assert log == ["start f1"]
+
+    async def test_sync_factories_run_in_a_thread_named_after_the_component(self) -> None:
+        seen: dict[str, str] = {}
+        registry = Registry("threads")
+
+        @registry.component
+        def plain() -> Settings:
+            seen["plain"] = threading.current_thread().name
+            return Settings()
+
+        @registry.component
+        def gen() -> Iterator[Database]:
+            seen["gen start"] = threading.current_thread().name
+            yield Database()
+            seen["gen stop"] = threading.current_thread().name
+
+        @registry.component
+        @contextlib.contextmanager
+        def managed() -> Iterator[Cache]:
+            seen["cm start"] = threading.current_thread().name
+            yield Cache()
+            seen["cm stop"] = threading.current_thread().name
+
+        @registry.component(blocking=False)
+        def inline() -> Api:
+            seen["inline"] = threading.current_thread().name
+            return Api()
+
+        @registry.component(blocking=False)
+        def inline_gen() -> Iterator[Worker]:
+            seen["inline gen start"] = threading.current_thread().name
+            yield Worker()
+            seen["inline gen stop"] = threading.current_thread().name
+
+        @registry.component
+        async def coroutine() -> Mailer:
+            seen["async"] = threading.current_thread().name
+            return Mailer()
+
+        loop_thread = threading.current_thread().name
+        async with registry.start():
+            pass
+        assert seen == {
+            "plain": "daybreak:plain",
+            "gen start": "daybreak:gen", "gen stop": "daybreak:gen",
+            "cm start": "daybreak:managed", "cm stop": "daybreak:managed",
+            "inline": loop_thread,
+            "inline gen start": loop_thread, "inline gen stop": loop_thread,
+            "async": loop_thread,
+        }
+        assert not [t for t in threading.enumerate() if t.name.startswith("daybreak")]
+
+    async def test_registry_value_is_provided_as_is(self) -> None:
+        registry = Registry("values")
+        settings = Settings()
+        registry.value(settings)
+
+        @registry.component
+        def db(s: Settings) -> Database:
+            assert s is settings
+            return Database()
+
+        async with registry.start() as system:
+            assert system[Settings] is settings
+            assert statuses(system) == {"settings": "started", "db": "started"}
+
+
+# -- concurrency -----------------------------------------------------------------------------
+
+
+def sleepers(count: int, seconds: float) -> tuple[Registry, dict[str, int], list[str]]:
+    registry = Registry("sleepers")
+    gauge = {"now": 0, "max": 0}
+    started: list[str] = []
+    for i in range(count):
+        async def factory(i: int = i) -> object:
+            started.append(f"s{i}")
+            gauge["now"] += 1
+            gauge["max"] = max(gauge["max"], gauge["now"])
+            await asyncio.sleep(seconds)
+            gauge["now"] -= 1
+            return object()
+
+        registry.add(factory, name=f"s{i}", provides=type(f"S{i}", (), {}))
+    return registry, gauge, started
+
+
+class TestConcurrency:
+    async def test_independent_components_overlap(self) -> None:
+        registry, gauge, _ = sleepers(6, 0.1)
+        t0 = time.perf_counter()
+        async with registry.start() as system:
+            elapsed = time.perf_counter() - t0
+        assert gauge["max"] == 6
+        assert elapsed < 0.5  # six times 0.1 s one after another would take 0.6 s
+        assert system.report().to_dict()["duration_s"] < 0.5
+
+    async def test_concurrency_bounds_how_many_start_at_once(self) -> None:
+        registry, gauge, _ = sleepers(6, 0.05)
+        async with registry.start(concurrency=2):
+            pass
+        assert gauge["max"] == 2
+
+    async def test_sequential_starts_one_at_a_time_in_plan_order(self) -> None:
+        registry, gauge, started = sleepers(5, 0.01)
+
+        async def joiner(a: object, b: object) -> Worker:
+            started.append("joiner")
+            return Worker()
+
+        joiner.__annotations__ = {"a": registry.components[-1].provides,
+                                  "b": registry.components[0].provides, "return": Worker}
+        registry.add(joiner)
+        async with registry.start(sequential=True):
+            pass
+        assert gauge["max"] == 1
+        assert started == [c.name for c in registry.plan().order]
+
+    def test_bad_concurrency_is_refused(self) -> None:
+        registry, _, _ = sleepers(1, 0)
+        with pytest.raises(ValueError, match="concurrency=0"):
+            registry.start(concurrency=0)
+
+    async def test_dependents_wait_for_their_dependencies_only(self) -> None:
+        registry = Registry("deps")
+        log: list[str] = []
+
+        @registry.component
+        async def slow() -> Database:
+            await asyncio.sleep(0.2)
+            log.append("slow done")
+            return Database()
+
+        @registry.component
+        async def fast() -> Cache:
+            log.append("fast done")
+            return Cache()
+
+        @registry.component
+        async def needs_fast(c: Cache) -> Api:
+            log.append("needs_fast")
+            return Api()
+
+        @registry.component
+        async def needs_slow(d: Database) -> Worker:
+            log.append("needs_slow")
+            return Worker()
+
+        async with registry.start():
+            pass
+        assert log.index("needs_fast") < log.index("slow done") < log.index("needs_slow")
+
+
+# -- retries ---------------------------------------------------------------------------------
+
+
+class TestRetries:
+    async def test_succeeds_on_the_third_attempt(self) -> None:
+        registry = Registry("retry")
+        calls: list[float] = []
+
+        @registry.component(retries=2, backoff=0.02)
+        async def flaky() -> Database:
+            calls.append(time.perf_counter())
+            if len(calls) < 3:
+                raise ConnectionRefusedError("not yet")
+            return Database()
+
+        async with registry.start() as system:
+            assert system.state.components["flaky"].attempts == 3
+            assert system.report().component("flaky")["attempts"] == 3
+            assert system.report().component("flaky")["status"] == "started"
+        assert len(calls) == 3
+
+    async def test_fails_after_retries_plus_one_attempts_with_backoff(self) -> None:
+        registry = Registry("retry")
+        calls: list[float] = []
+        events: list[daybreak.Event] = []
+
+        @registry.component(retries=3, backoff=0.04)
+        async def broken() -> Database:
+            calls.append(time.perf_counter())
+            raise ConnectionRefusedError("refused")  # at: broken-retry
+
+        with pytest.raises(StartupError) as caught:
+            await registry.start(listeners=[events.append]).start()
+        assert len(calls) == 4
+        gaps = [b - a for a, b in zip(calls, calls[1:], strict=False)]
+        # 0.04, 0.08, 0.16 s, each with +-25% jitter: doubling, never shorter than 75%
+        for k, gap in enumerate(gaps):
+            assert gap >= 0.04 * 2**k * 0.75 - 0.005, gaps
+        assert gaps[2] > gaps[0]
+        assert [e.attempt for e in events if e.kind == "component.retrying"] == [1, 2, 3]
+        message = str(caught.value)
+        assert "attempts: 4 (retries=3)" in message
+        assert where("broken-retry") in message
+        assert caught.value.report.component("broken")["attempts"] == 4
+
+
+# -- failures --------------------------------------------------------------------------------
+
+
+class TestCriticalFailure:
+    async def test_start_error_names_component_cause_and_line_and_rolls_back(self) -> None:
+        registry = Registry("app", phases=("base", "top"))
+        log: list[str] = []
+        cancelled = asyncio.Event()
+
+        @registry.component(phase="base")
+        async def settings() -> AsyncIterator[Settings]:
+            log.append("start settings")
+            yield Settings()
+            log.append("stop settings")
+
+        @registry.component(phase="top")
+        async def database(s: Settings) -> AsyncIterator[Database]:
+            log.append("start database")
+            yield Database()
+            log.append("stop database")
+
+        @registry.component(phase="top")
+        def cache(s: Settings) -> Iterator[Cache]:
+            log.append("start cache")
+            yield Cache()
+            log.append("stop cache")
+
+        @registry.component(phase="top")
+        async def never_finishes(s: Settings) -> Worker:
+            try:
+                await asyncio.sleep(30)
+            except asyncio.CancelledError:
+                cancelled.set()
+                raise
+            return Worker()
+
+        @registry.component(phase="top")
+        async def api(d: Database, c: Cache) -> Api:
+            raise ValueError("api exploded")  # at: api-raise
+
+        system = registry.start()
+        t0 = time.perf_counter()
+        with pytest.raises(StartupError) as caught:
+            async with system:
+                pytest.fail("the start should have failed")
+        assert time.perf_counter() - t0 < 5
+        error = caught.value
+        message = str(error)
+        assert "'api'" in message
+        assert "in phase 'top'" in message
+        assert "ValueError: api exploded" in message
+        assert f"where: {where('api-raise')}" in message
+        assert error.component == "api"
+        assert error.where == where("api-raise")
+        report = error.report
+        assert report.status == "failed"
+        assert report.error is not None and report.error.where == where("api-raise")
+        assert report.component("api")["error"] == {
+            "type": "ValueError", "message": "api exploded", "where": where("api-raise")}
+        # started ones stopped, dependents first
+        assert log.index("stop database") < log.index("stop settings")
+        assert log.index("stop cache") < log.index("stop settings")
+        assert log[-1] == "stop settings"
+        # the one still starting was cancelled, not left behind
+        assert cancelled.is_set()
+        s = statuses(report)
+        assert s["api"] == "failed"
+        assert s["settings"] == s["database"] == s["cache"] == "stopped"
+        assert s["never_finishes"] != "started"
+        assert system.state.status == "failed"
+        assert not [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+
+    async def test_a_failed_start_cannot_be_stopped_or_restarted(self) -> None:
+        registry = Registry("app")
+
+        @registry.component
+        async def boom() -> Database:
+            raise RuntimeError("no")
+
+        system = registry.start()
+        with pytest.raises(StartupError):
+            await system.start()
+        await system.stop()  # a no-op, not an error
+        with pytest.raises(UsageError, match="already started"):
+            await system.start()
+
+    async def test_whole_start_timeout_lists_what_is_still_starting(self) -> None:
+        registry = Registry("app")
+
+        @registry.component
+        async def quick() -> AsyncIterator[Settings]:
+            yield Settings()
+
+        @registry.component
+        async def stuck(s: Settings) -> Database:
+            await asyncio.sleep(30)  # at: whole-timeout
+            return Database()
+
+        @registry.component
+        async def also_stuck(s: Settings) -> Cache:
+            await asyncio.Event().wait()  # at: whole-timeout-2
+            return Cache()
+
+        t0 = time.perf_counter()
+        with pytest.raises(StartupError) as caught:
+            async with registry.start(timeout=0.3):
+                pass
+        assert time.perf_counter() - t0 < 5
+        message = str(caught.value)
+        assert "timeout=0.3" in message
+        assert f"stuck (at {where('whole-timeout')})" in message
+        assert f"also_stuck (at {where('whole-timeout-2')})" in message
+        report = caught.value.report
+        assert report.component("stuck")["hang"]["where"] == where("whole-timeout")
+        assert report.component("quick")["status"] == "stopped"
+        assert report.component("stuck")["status"] == "failed"
+        assert report.component("stuck")["error"]["type"] == "TimeoutError"
+        assert caught.value.where == where("whole-timeout")
+
+    async def test_component_timeout_reports_the_hanging_line(self) -> None:
+        registry = Registry("app")
+
+        @registry.component(timeout=0.2)
+        async def hangs() -> Database:
+            await asyncio.sleep(30)  # at: component-timeout
+            return Database()
+
+        with pytest.raises(StartupError) as caught:
+            await registry.start().start()
+        assert caught.value.where == where("component-timeout")
+        assert "did not start within 0.2 s" in str(caught.value)
+        assert "what to do" in str(caught.value)
+        assert caught.value.report.component("hangs")["hang"]["where"] == where("component-timeout")
+
+
+class TestOptional:
+    async def test_optional_failure_degrades_and_propagates_none_or_skips(self) -> None:
+        registry = Registry("app")
+        received: dict[str, object] = {}
+
+        @registry.component(optional=True)
+        async def analytics() -> Analytics:
+            raise ConnectionError("analytics is down")  # at: analytics-down
+
+        @registry.component
+        async def api(a: Analytics | None) -> Api:
+            received["api"] = a
+            return Api()
+
+        @registry.component(optional=True)
+        async def reporter(a: Analytics) -> Mailer:
+            received["reporter"] = a
+            return Mailer()
+
+        @registry.component(optional=True)
+        async def digest(m: Mailer) -> Worker:
+            received["digest"] = m
+            return Worker()
+
+        async with registry.start() as system:
+            assert system.status == "degraded"
+            assert received == {"api": None}
+            s = statuses(system)
+            assert s == {"analytics": "failed", "api": "started", "reporter": "skipped",
+                         "digest": "skipped"}
+            report = system.report()
+            assert report.component("analytics")["error"]["where"] == where("analytics-down")
+            reason = report.component("reporter")["reason"]
+            assert "'analytics'" in reason and "failed" in reason and "analytics is down" in reason
+            reason = report.component("digest")["reason"]
+            assert "'reporter'" in reason and "skipped" in reason and "'analytics'" in reason
+            with pytest.raises(LookupError, match=r"Mailer is not available: component 'reporter' is skipped"):
+                system[Mailer]
+            assert system.get(Mailer) is None
+            assert system.get(Mailer, "fallback") == "fallback"
+            assert Mailer not in system
+            assert Api in system
+            assert report.to_dict()["status"] == "degraded"
+
+    async def test_disabled_is_not_degraded_and_dependents_say_why(self) -> None:
+        registry = Registry("app")
+        received: dict[str, object] = {}
+
+        @registry.component(optional=True)
+        async def analytics() -> Analytics:
+            raise Disabled("no URL")
+
+        @registry.component
+        async def api(a: Analytics | None) -> Api:
+            received["api"] = a
+            return Api()
+
+        @registry.component(optional=True)
+        async def reporter(a: Analytics) -> Mailer:
+            return Mailer()
+
+        @registry.component(optional=True)
+        async def digest(m: Mailer) -> Worker:
+            return Worker()
+
+        async with registry.start() as system:
+            assert system.status == "ready"
+            assert received == {"api": None}
+            assert statuses(system) == {"analytics": "disabled", "api": "started",
+                                        "reporter": "skipped", "digest": "skipped"}
+            report = system.report()
+            assert report.component("analytics")["reason"] == "no URL"
+            assert "disabled" in report.component("reporter")["reason"]
+            assert "no URL" in report.component("reporter")["reason"]
+            assert "no URL" in report.component("digest")["reason"]
+            with pytest.raises(LookupError, match="disabled"):
+                system[Analytics]
+
+    async def test_a_critical_component_disabled_by_configuration_keeps_the_system_ready(self) -> None:
+        registry = Registry("app")
+
+        @registry.component
+        def feature() -> Analytics:
+            raise Disabled("FEATURE_X is off")
+
+        @registry.component
+        def uses_it(a: Analytics) -> Api:
+            return Api()
+
+        async with registry.start() as system:
+            assert system.status == "ready"
+            assert statuses(system) == {"feature": "disabled", "uses_it": "skipped"}
+
+
+class TestChecksAndValidators:
+    async def test_checks_run_after_the_component_is_up(self) -> None:
+        registry = Registry("app")
+        log: list[str] = []
+
+        @registry.component
+        async def database() -> AsyncIterator[Database]:
+            log.append("database up")
+            yield Database()
+
+        @database.check
+        async def ping(db: Database) -> None:
+            assert isinstance(db, Database)
+            log.append("ping")
+
+        @registry.component
+        async def api(db: Database) -> Api:
+            log.append("api")
+            return Api()
+
+        async with registry.start() as system:
+            assert log == ["database up", "ping", "api"]
+            entry = system.report().validation[0]
+            assert entry["name"] == "ping" and entry["kind"] == "check"
+            assert entry["component"] == "database" and entry["status"] == "passed"
+            assert entry["error"] is None and entry["duration_s"] >= 0
+            again = await system.check()
+            assert [r["status"] for r in again] == ["passed"]
+            assert log.count("ping") == 2
+
+    async def test_failing_check_fails_a_critical_component(self) -> None:
+        registry = Registry("app")
+        log: list[str] = []
+
+        @registry.component
+        async def database() -> AsyncIterator[Database]:
+            yield Database()
+            log.append("database stopped")
+
+        @database.check
+        def ping(db: Database) -> None:
+            raise AssertionError("ping failed")  # at: ping-fails
+
+        with pytest.raises(StartupError) as caught:
+            await registry.start().start()
+        assert "check 'ping' failed" in str(caught.value)
+        assert caught.value.where == where("ping-fails")
+        assert log == ["database stopped"]
+        assert caught.value.report.validation[0]["status"] == "failed"
+
+    async def test_failing_check_degrades_an_optional_component(self) -> None:
+        registry = Registry("app")
+        log: list[str] = []
+
+        @registry.component(optional=True)
+        async def cache() -> AsyncIterator[Cache]:
+            yield Cache()
+            log.append("cache stopped")
+
+        @cache.check(timeout=0.2)
+        async def warm(c: Cache) -> None:
+            await asyncio.sleep(30)  # at: warm-hangs
+
+        @registry.component
+        async def api(c: Cache | None) -> Api:
+            assert c is None
+            return Api()
+
+        async with registry.start() as system:
+            assert system.status == "degraded"
+            assert log == ["cache stopped"]  # its stop ran when the check failed
+            assert statuses(system)["cache"] == "failed"
+            entry = system.report().validation[0]
+            assert entry["status"] == "failed"
+            assert entry["error"]["type"] == "TimeoutError"
+            assert entry["error"]["where"] == where("warm-hangs")
+        assert log == ["cache stopped"]  # and only once
+
+    async def test_validators_run_after_their_dependencies(self) -> None:
+        registry = Registry("app", phases=("base", "final"))
+        log: list[str] = []
+
+        @registry.component(phase="base")
+        async def database() -> Database:
+            await asyncio.sleep(0.05)
+            log.append("database")
+            return Database()
+
+        @registry.component(phase="base")
+        async def cache() -> Cache:
+            log.append("cache")
+            return Cache()
+
+        @registry.validator(phase="base")
+        async def round_trip(db: Database, c: Cache) -> None:
+            log.append("round_trip")
+
+        @registry.component(phase="final")
+        async def api() -> Api:
+            log.append("api")
+            return Api()
+
+        async with registry.start() as system:
+            assert log == ["cache", "database", "round_trip", "api"]
+            entry = system.report().component("round_trip")
+            assert entry["kind"] == "validator" and entry["status"] == "passed"
+            assert "round_trip" not in statuses(system)  # validators are not components
+
+    async def test_critical_validator_failure_fails_the_start(self) -> None:
+        registry = Registry("app")
+
+        @registry.component
+        async def database() -> Database:
+            return Database()
+
+        @registry.validator
+        def schema_is_current(db: Database) -> None:
+            raise RuntimeError("schema is 3 migrations behind")  # at: validator-fails
+
+        with pytest.raises(StartupError) as caught:
+            await registry.start().start()
+        assert "critical validator 'schema_is_current'" in str(caught.value)
+        assert caught.value.where == where("validator-fails")
+        entry = caught.value.report.component("schema_is_current")
+        assert entry["status"] == "failed"
+        assert entry["error"]["where"] == where("validator-fails")
+
+    async def test_optional_validator_failure_degrades(self) -> None:
+        registry = Registry("app")
+
+        @registry.component
+        async def database() -> Database:
+            return Database()
+
+        @registry.validator(optional=True)
+        def nice_to_have(db: Database) -> None:
+            raise RuntimeError("meh")
+
+        async with registry.start() as system:
+            assert system.status == "degraded"
+            assert system.report().component("nice_to_have")["status"] == "failed"
+
+
+# -- overrides and selection -----------------------------------------------------------------
+
+
+def app_registry(log: list[str]) -> Registry:
+    registry = Registry("app")
+
+    @registry.component
+    def settings() -> Settings:
+        log.append("settings")
+        return Settings()
+
+    @registry.component
+    async def database(s: Settings) -> AsyncIterator[Database]:
+        log.append("database")
+        yield Database()
+        log.append("database stopped")
+
+    @registry.component
+    async def cache(s: Settings) -> Cache:
+        log.append("cache")
+        return Cache()
+
+    @registry.component
+    async def api(d: Database, c: Cache) -> Api:
+        log.append("api")
+        return Api()
+
+    return registry
+
+
+class TestOverridesAndOnly:
+    async def test_instance_override_replaces_the_component(self) -> None:
+        log: list[str] = []
+        fake = Database()
+        async with app_registry(log).start(overrides={Database: fake}) as system:
+            assert system[Database] is fake
+            assert "database" not in log
+            assert statuses(system)["database"] == "started"
+        assert "database stopped" not in log
+
+    async def test_factory_override_replaces_the_component(self) -> None:
+        log: list[str] = []
+        fake = Cache()
+
+        async def fake_cache() -> AsyncIterator[Cache]:
+            log.append("fake cache")
+            yield fake
+            log.append("fake cache stopped")
+
+        async with app_registry(log).start(overrides={Cache: fake_cache}) as system:
+            assert system[Cache] is fake
+            assert "cache" not in log and "fake cache" in log
+        assert log[-1] in ("fake cache stopped", "database stopped")
+        assert "fake cache stopped" in log
+
+    async def test_override_drops_what_only_the_replaced_component_needed(self) -> None:
+        registry = Registry("app")
+        log: list[str] = []
+
+        @registry.component
+        def settings() -> Settings:
+            log.append("settings")
+            return Settings()
+
+        @registry.component
+        def database(s: Settings) -> Database:
+            log.append("database")
+            return Database()
+
+        async with registry.start(overrides={Database: Database()}) as system:
+            assert log == []
+            assert Settings not in system
+
+    async def test_only_starts_the_needed_subgraph(self) -> None:
+        log: list[str] = []
+        async with app_registry(log).start(only=[Database]) as system:
+            assert log == ["settings", "database"]
+            with pytest.raises(KeyError, match="no component of 'app' provides Api"):
+                system[Api]
+
+
+class TestAccess:
+    async def test_getitem_get_and_contains(self) -> None:
+        log: list[str] = []
+        async with app_registry(log).start() as system:
+            assert isinstance(system[Database], Database)
+            assert system.get(Database) is system[Database]
+            assert system.get(Mailer) is None
+            assert system.get(Mailer, 7) == 7
+            assert Database in system and Mailer not in system
+            with pytest.raises(KeyError) as caught:
+                system[Mailer]
+            text = str(caught.value)
+            assert "provides Mailer" in text
+            assert "Database" in text and "Settings" in text  # what is provided instead
+        with pytest.raises(LookupError, match="'database' is stopped"):
+            system[Database]
+
+    async def test_before_start_nothing_is_available(self) -> None:
+        system = app_registry([]).start()
+        with pytest.raises(LookupError, match="'database' is pending"):
+            system[Database]
+        await system.stop()  # stopping a never-started system is harmless
+        assert system.status == "stopped"
+
+
+# -- lifecycle -------------------------------------------------------------------------------
+
+
+class TestLifecycle:
+    async def test_second_stop_is_a_no_op(self) -> None:
+        log: list[str] = []
+        system = app_registry(log).start()
+        await system.start()
+        await system.stop()
+        await system.stop()
+        assert log.count("database stopped") == 1
+        assert system.status == "stopped"
+
+    async def test_concurrent_stops_stop_once(self) -> None:
+        log: list[str] = []
+        system = app_registry(log).start()
+        await system.start()
+        await asyncio.gather(system.stop(), system.stop())
+        assert log.count("database stopped") == 1
+
+    async def test_start_twice_is_a_usage_error(self) -> None:
+        system = app_registry([]).start()
+        async with system:
+            with pytest.raises(UsageError, match="already started"):
+                await system.start()
+
+    def test_sync_with_is_a_usage_error_that_shows_the_fix(self) -> None:
+        registry = app_registry([])
+        with pytest.raises(UsageError, match="use 'async with registry.start"), registry.start():
+            pass
+
+    async def test_live_state_while_starting_and_stopping(self) -> None:
+        registry = Registry("live", phases=("one", "two"))
+        holder: dict[str, System] = {}
+        seen: dict[str, object] = {}
+        release = asyncio.Event()
+
+        @registry.component(phase="one")
+        async def base() -> Settings:
+            return Settings()
+
+        @registry.component(phase="two")
+        async def slow(s: Settings) -> AsyncIterator[Database]:
+            await release.wait()
+            yield Database()
+            state = holder["system"].state
+            seen["stopping"] = (state.status, state.components["slow"].status,
+                                state.components["watcher"].status)
+
+        @registry.component(phase="two")
+        async def watcher(s: Settings) -> Cache:
+            state = holder["system"].state
+            seen["starting"] = (state.status, state.phase, state.components["base"].status,
+                                state.components["slow"].status, state.components["watcher"].status,
+                                state.startup_complete)
+            release.set()
+            return Cache()
+
+        system = holder["system"] = registry.start()
+        assert system.state.status == "pending"
+        assert {cs.status for cs in system.state.components.values()} == {"pending"}
+        async with system:
+            assert seen["starting"] == ("starting", "two", "started", "starting", "starting", False)
+            assert system.state.status == "ready"
+            assert system.state.startup_complete
+            assert system.state.components["slow"].status == "started"
+            assert system.state.components["slow"].attempts == 1
+            assert system.state.components["slow"].duration_s is not None
+        # watcher has no stop code, slow is stopping: watcher is already stopped (nothing needs slow)
+        assert seen["stopping"][:2] == ("stopping", "stopping")
+        assert system.state.status == "stopped"
+        assert {cs.status for cs in system.state.components.values()} == {"stopped"}
+
+    async def test_phases_in_the_report(self) -> None:
+        registry = Registry("phased", phases=("init", "services", "finalize"))
+
+        @registry.component(phase="init")
+        async def settings() -> Settings:
+            await asyncio.sleep(0.05)
+            return Settings()
+
+        @registry.component(phase="services")
+        async def database(s: Settings) -> Database:
+            await asyncio.sleep(0.05)
+            return Database()
+
+        @registry.component(phase="services", optional=True)
+        async def analytics() -> Analytics:
+            raise ConnectionError("down")
+
+        async with registry.start() as system:
+            phases = system.report().to_dict()["phases"]
+        assert [p["name"] for p in phases] == ["init", "services", "finalize"]
+        # an empty phase has nothing to wait for: done, with no timings
+        assert [p["status"] for p in phases] == ["done", "degraded", "done"]
+        init, services, empty = phases
+        assert empty["start_s"] is None and empty["duration_s"] is None
+        assert init["start_s"] >= 0 and init["duration_s"] >= 0.04
+        assert services["start_s"] >= init["start_s"] + init["duration_s"] - 0.001
+        assert services["duration_s"] >= 0.04
+
+    async def test_listeners_receive_events(self) -> None:
+        registry = Registry("events", phases=("one", "two"))
+        events: list[daybreak.Event] = []
+
+        @registry.component(phase="one")
+        async def settings() -> AsyncIterator[Settings]:
+            yield Settings()
+
+        @registry.component(phase="two", optional=True)
+        async def analytics() -> Analytics:
+            raise Disabled("off")
+
+        def broken_listener(event: daybreak.Event) -> None:
+            raise RuntimeError("a listener that raises must not break the start")
+
+        logger = __import__("logging").getLogger("daybreak")
+        logger.disabled = True
+        try:
+            async with registry.start(listeners=[events.append, broken_listener]):
+                pass
+        finally:
+            logger.disabled = False
+        kinds = [(e.kind, e.component) for e in events]
+        assert kinds[0] == ("system.starting", None)
+        assert ("phase.started", None) in kinds
+        assert [e.phase for e in events if e.kind == "phase.started"] == ["one", "two"]
+        for expected in [("component.starting", "settings"), ("component.started", "settings"),
+                         ("component.disabled", "analytics"), ("system.ready", None),
+                         ("system.stopping", None), ("component.stopping", "settings"),
+                         ("component.stopped", "settings")]:
+            assert expected in kinds
+        assert kinds[-1] == ("system.stopped", None)
+        assert kinds.index(("component.started", "settings")) < kinds.index(("system.ready", None))
+        started = next(e for e in events if e.kind == "component.started")
+        assert started.system == "events" and started.phase == "one" and started.duration_s is not None
+
+    async def test_cancelling_start_rolls_back_and_reraises(self) -> None:
+        registry = Registry("app")
+        log: list[str] = []
+        hanging = asyncio.Event()
+
+        @registry.component
+        async def database() -> AsyncIterator[Database]:
+            yield Database()
+            log.append("database stopped")
+
+        @registry.component
+        def cache() -> Iterator[Cache]:
+            yield Cache()
+            log.append("cache stopped")
+
+        @registry.component
+        async def slow(d: Database, c: Cache) -> Api:
+            hanging.set()
+            await asyncio.sleep(30)
+            return Api()
+
+        system = registry.start()
+        task = asyncio.create_task(system.start())
+        await hanging.wait()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert sorted(log) == ["cache stopped", "database stopped"]
+        assert system.status == "failed"
+        assert statuses(system)["database"] == "stopped"
+        assert statuses(system)["slow"] != "started"
+
+    async def test_start_and_stop_leave_nothing_running(self) -> None:
+        log: list[str] = []
+        before = set(threading.enumerate())
+        async with app_registry(log).start() as system:
+            pass
+        assert set(threading.enumerate()) <= before
+        assert not [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        assert system.report().leftovers == {"threads": [], "tasks": [], "fds": []}
+
+    async def test_report_json_schema(self) -> None:
+        log: list[str] = []
+        async with app_registry(log).start() as system:
+            data = system.report().to_dict()
+        assert set(data) >= {"name", "status", "duration_s", "critical_path_s", "critical_path",
+                             "phases", "components", "validation", "loop_blocks", "leftovers"}
+        component = data["components"][0]
+        assert set(component) >= {"name", "provides", "phase", "critical", "status", "depends_on",
+                                  "start_s", "duration_s", "attempts", "error", "hang"}
+        assert data["critical_path"][0] == "settings" and data["critical_path"][-1] == "api"
+        api = next(c for c in data["components"] if c["name"] == "api")
+        assert api["depends_on"] == ["database", "cache"]
+        assert api["provides"] == "Api"
+        import json
+
+        json.dumps(data)
+
+
+# -- signals through the command line --------------------------------------------------------
+
+
+def _cli(tmp_path: Path) -> subprocess.Popen[str]:
+    env = dict(os.environ, PYTHONPATH=str(SRC), DAYBREAK_TEST_MARKER=str(tmp_path / "marker"),
+               NO_COLOR="1", PYTHONUNBUFFERED="1")
+    return subprocess.Popen(
+        [sys.executable, "-m", "daybreak.cli", "start", str(FIXTURES / "slow_target.py") + ":registry"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path,
+        start_new_session=True,
+    )
+
+
+def _wait_for(path: Path, text: str, proc: subprocess.Popen[str], seconds: float = 20) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if path.exists() and text in path.read_text():
+            return
+        if proc.poll() is not None:
+            raise AssertionError(f"exited early with {proc.returncode}: {proc.communicate()}")
+        time.sleep(0.02)
+    proc.kill()
+    raise AssertionError(f"{text!r} never appeared in {path}: {proc.communicate()}")
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_signal_during_start_rolls_back(tmp_path: Path, signum: int, code: int) -> None:
+    proc = _cli(tmp_path)
+    marker = tmp_path / "marker"
+    try:
+        _wait_for(marker, "slow starting", proc)
+        t0 = time.monotonic()
+        proc.send_signal(signum)
+        out, err = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert time.monotonic() - t0 < 5
+    assert proc.returncode == code, (out, err)
+    lines = marker.read_text().splitlines()
+    assert lines == ["first started", "slow starting", "slow cancelled", "first stopped"]
+    assert "interrupted by " + signal.Signals(signum).name in err
+    assert "rolled back" in err
