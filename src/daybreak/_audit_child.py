@@ -118,9 +118,7 @@ class FrameClassifier:
         return fallback
 
 
-_THREAD_HEADER = re.compile(
-    r"^(?:Current thread|Thread) (0x[0-9a-fA-F]+)(?: \[[^\]]*\])? \(most recent call first\):"
-)
+_THREAD_HEADER = re.compile(r"^(?:Current thread|Thread) (0x[0-9a-fA-F]+)(?: \[[^\]]*\])? \(most recent call first\):")
 _STACK_HEADER = re.compile(r"^Stack \(most recent call first\):")
 _FRAME_LINE = re.compile(r'^  File "(.*)", line (\d+) in (.*)$')
 
@@ -215,7 +213,7 @@ for _flag in ("O_WRONLY", "O_RDWR", "O_APPEND", "O_CREAT", "O_TRUNC"):
 
 
 def _open_detail(args: tuple[Any, ...]) -> str | None:
-    path, mode, flags = (tuple(args) + (None, None, None))[:3]
+    path, mode, flags = (*args, None, None, None)[:3]
     if isinstance(path, int):
         # Wrapping a descriptor (os.fdopen, FileIO(fd)): the open that made it
         # was reported (or it is inherited, like stdout).
@@ -286,9 +284,7 @@ _FORMATTERS: dict[str, Callable[[tuple[Any, ...]], str | None]] = {
     "ctypes.dlopen": lambda a: None if a[0] is None else _text(a[0]),
 }
 
-_FILE_EVENTS = frozenset(
-    {"open", "os.mkdir", "os.remove", "os.rmdir", "os.rename", "os.symlink", "os.link"}
-)
+_FILE_EVENTS = frozenset({"open", "os.mkdir", "os.remove", "os.rmdir", "os.rename", "os.symlink", "os.link"})
 # Low-level process events that subprocess.Popen raises after its own event.
 _PROCESS_DETAILS = frozenset({"os.fork", "os.forkpty", "os.posix_spawn", "os.exec", "os.spawn"})
 _THREAD_EVENTS = frozenset({"_thread.start_new_thread", "_thread.start_joinable_thread"})
@@ -307,9 +303,7 @@ def _is_pyc_write(frame: FrameType) -> bool:
     if code.co_name not in _PYC_WRITERS:
         return False
     filename = code.co_filename
-    return filename == _BOOTSTRAP_EXTERNAL or filename.endswith(
-        os.path.join("importlib", "_bootstrap_external.py")
-    )
+    return filename == _BOOTSTRAP_EXTERNAL or filename.endswith(os.path.join("importlib", "_bootstrap_external.py"))
 
 
 class _Recorder:
@@ -395,9 +389,7 @@ def _install_wrappers(recorder: _Recorder) -> None:
 
         def start_new_thread(function: Callable[..., object], *args: Any) -> int:
             if not recorder.starting_thread():
-                recorder.record(
-                    "_thread.start_new_thread", _callable_name(function), sys._getframe()
-                )
+                recorder.record("_thread.start_new_thread", _callable_name(function), sys._getframe())
             return original_new(function, *args)
 
         vars(_thread)["start_new_thread"] = start_new_thread
@@ -447,6 +439,7 @@ def _error_record(exc: BaseException, classifier: FrameClassifier) -> dict[str, 
 
 def main(argv: Sequence[str]) -> NoReturn:
     """Audit the import of one module, as configured by the parent in ``argv[1]``."""
+    import contextlib
     import faulthandler
     import importlib
     import json
@@ -459,9 +452,7 @@ def main(argv: Sequence[str]) -> NoReturn:
     sys.path[:] = config["sys_path"]
     sys.argv[:] = [module]
     fd = os.open(config["out"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-    classifier = FrameClassifier(
-        config["roots"], config["stdlib"], config["site"], machinery=[__file__]
-    )
+    classifier = FrameClassifier(config["roots"], config["stdlib"], config["site"], machinery=[__file__])
     recorder = _Recorder(fd, classifier)
     _install_wrappers(recorder)
     sys.addaudithook(recorder.hook)
@@ -488,10 +479,8 @@ def main(argv: Sequence[str]) -> NoReturn:
     if os.getpid() == recorder.pid:  # a fork made by the module stays silent
         recorder.emit({"k": "done", "seconds": seconds, "error": error})
     for stream in (sys.stdout, sys.stderr):
-        try:
+        with contextlib.suppress(Exception):
             stream.flush()
-        except Exception:
-            pass
     # Threads the module started (even non-daemon ones) must not keep us alive.
     os._exit(0)
 

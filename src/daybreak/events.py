@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Event", "Listener", "log_event"]
+__all__ = ["Event", "Listener", "level_of", "log_event"]
 
 logger = logging.getLogger("daybreak")
 
@@ -66,9 +66,13 @@ _LEVELS = {"failed": logging.ERROR, "retrying": logging.WARNING, "degraded": log
            "blocked": logging.WARNING, "skipped": logging.WARNING}
 
 
+def level_of(kind: str) -> int:
+    """The logging level the default listener uses for events of ``kind``."""
+    if kind in ("component.starting", "component.stopping"):
+        return logging.DEBUG
+    return _LEVELS.get(kind.rpartition(".")[2], logging.INFO)
+
+
 def log_event(event: Event) -> None:
     """The default listener: one greppable line on the ``daybreak`` logger."""
-    level = _LEVELS.get(event.kind.rpartition(".")[2], logging.INFO)
-    if event.kind.startswith(("component.starting", "component.stopping")):
-        level = logging.DEBUG
-    logger.log(level, "%s", event)
+    logger.log(level_of(event.kind), "%s", event)

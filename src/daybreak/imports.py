@@ -51,6 +51,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import contextlib
 import fnmatch
 import json
 import os
@@ -240,9 +241,7 @@ class ImportAudit:
 # --------------------------------------------------------------------------
 # Redaction (to be replaced by daybreak._redact.redact)
 
-_URL_CREDENTIALS = re.compile(
-    r"(?P<head>\b[A-Za-z][A-Za-z0-9+.\-]*://[^:/?#@\s]*):(?P<password>[^/?#\s]*)@"
-)
+_URL_CREDENTIALS = re.compile(r"(?P<head>\b[A-Za-z][A-Za-z0-9+.\-]*://[^:/?#@\s]*):(?P<password>[^/?#\s]*)@")
 
 
 def _redact(text: str) -> str:
@@ -813,10 +812,8 @@ def _request_dump(proc: Any) -> None:
 
     dump_signal = getattr(signal, "SIGUSR1", None)
     if dump_signal is not None:
-        try:
+        with contextlib.suppress(OSError):
             proc.send_signal(dump_signal)
-        except OSError:
-            pass
 
 
 def _kill_group(proc: Any) -> None:
@@ -824,15 +821,11 @@ def _kill_group(proc: Any) -> None:
     import signal
 
     if os.name == "posix" and proc.returncode is None:
-        try:
+        with contextlib.suppress(OSError):
             os.killpg(proc.pid, signal.SIGKILL)
-        except OSError:
-            pass
     else:
-        try:
+        with contextlib.suppress(OSError):
             proc.kill()
-        except OSError:
-            pass
 
 
 # --------------------------------------------------------------------------
@@ -1002,9 +995,7 @@ def _format_junit(result: ImportAudit) -> str:
         case = ET.SubElement(
             suite, "testcase", classname=classname, name=module.name, time=f"{module.seconds or 0.0:.6f}"
         )
-        effects = [
-            f"{e.event} {e.detail} at {e.where or '?'}".replace("  ", " ") for e in module.side_effects
-        ]
+        effects = [f"{e.event} {e.detail} at {e.where or '?'}".replace("  ", " ") for e in module.side_effects]
         error = errors_by_module.get(module.name)
         if error is not None:
             errors += 1

@@ -32,7 +32,7 @@ from daybreak.diagnostics import (
 )
 from daybreak.diagnostics.frames import Frame
 from daybreak.errors import Disabled, StartupError, UsageError
-from daybreak.events import Event, Listener, log_event, logger
+from daybreak.events import Event, Listener, level_of, log_event, logger
 from daybreak.plan import Plan, Step
 from daybreak.registry import UNSET
 from daybreak.report import ErrorInfo, StartupReport
@@ -214,7 +214,7 @@ class System:
         return time.perf_counter() - self._t0
 
     def _emit(self, kind: str, i: int | None = None, **fields: Any) -> None:
-        if not self._emit_on and not logger.isEnabledFor(10):
+        if not self._emit_on and not logger.isEnabledFor(level_of(kind)):
             return
         step = self._steps[i] if i is not None else None
         phase = None

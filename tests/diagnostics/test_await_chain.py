@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -61,7 +61,7 @@ async def test_accepts_a_bare_coroutine() -> None:
     try:
         coro = task.get_coro()
         assert coro is not None
-        chain = await_chain(coro)  # type: ignore[arg-type]
+        chain = await_chain(coro)
         assert [frame.function for frame in chain][:3] == ["outer", "middle", "stuck"]
     finally:
         await finish(task)
@@ -79,7 +79,7 @@ async def test_follows_an_awaited_task() -> None:
         assert [frame.function for frame in chain][:3] == ["awaits_a_task", "middle", "stuck"]
         assert innermost_project_frame(chain) == chain[2]
     finally:
-        await finish(task, *asyncio.all_tasks() - {asyncio.current_task()})  # type: ignore[arg-type]
+        await finish(task, *asyncio.all_tasks() - {asyncio.current_task()})
 
 
 async def gathers() -> None:
@@ -100,7 +100,7 @@ async def test_follows_the_first_pending_child_of_gather() -> None:
         await finish(task)
 
 
-async def numbers() -> AsyncIterator[int]:
+async def numbers() -> AsyncGenerator[int, None]:
     while True:
         await asyncio.sleep(10)  # marker: agen
         yield 1
@@ -159,7 +159,7 @@ async def test_follows_asyncio_helpers_that_wait_on_private_futures(
         assert project is not None
         assert project.where == where(__file__, "stuck")
     finally:
-        await finish(task, *asyncio.all_tasks() - {asyncio.current_task()})  # type: ignore[arg-type]
+        await finish(task, *asyncio.all_tasks() - {asyncio.current_task()})
 
 
 class Gathering(asyncio.Future[None]):

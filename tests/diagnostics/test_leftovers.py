@@ -25,9 +25,8 @@ from daybreak.diagnostics._fds import open_fds
 
 from ._markers import where
 
-linux_only = pytest.mark.skipif(
-    not os.path.isdir("/proc/self/fd"), reason="file descriptors are listed from /proc"
-)
+HAS_PROC = os.path.isdir("/proc/self/fd")
+linux_only = pytest.mark.skipif(not HAS_PROC, reason="file descriptors are listed from /proc")
 
 
 @contextlib.contextmanager
@@ -102,10 +101,9 @@ async def test_finds_the_threads_task_and_socket_a_run_left_behind(
     assert left_task.component == "websocket"
     assert left_task.where == where(__file__, "listen")
 
-    if os.path.isdir("/proc/self/fd"):
-        assert found.fds == (
-            LeftFd(client_fd, "socket", f"tcp {here[0]}:{here[1]} -> {there[0]}:{there[1]}"),
-        )
+    if HAS_PROC:
+        detail = f"tcp {here[0]}:{here[1]} -> {there[0]}:{there[1]}"
+        assert found.fds == (LeftFd(client_fd, "socket", detail),)
 
 
 async def test_finds_nothing_when_everything_was_cleaned_up(listener: socket.socket) -> None:
@@ -188,9 +186,7 @@ def test_a_thread_running_code_from_a_components_file_is_the_components() -> Non
         # Only this file's code is mapped, and only to one component.
         by_file = leftovers_since(before, codes={unrelated.__code__: "metrics"})
         # Two components in one file: the file tells nothing.
-        ambiguous = leftovers_since(
-            before, codes={unrelated.__code__: "metrics", idle.__code__: "other"}
-        )
+        ambiguous = leftovers_since(before, codes={unrelated.__code__: "metrics", idle.__code__: "other"})
     assert [t.component for t in by_file.threads] == ["metrics"]
     assert [t.component for t in ambiguous.threads] == [None]
 
@@ -256,13 +252,10 @@ def test_to_dict_has_the_report_shape() -> None:
     assert leftovers
     assert leftovers.to_dict() == {
         "threads": [
-            {"name": "t", "ident": 7, "daemon": True, "component": "db", "where": "/a.py:1",
-             "stack": []},
+            {"name": "t", "ident": 7, "daemon": True, "component": "db", "where": "/a.py:1", "stack": []},
         ],
-        "tasks": [{"name": "Task-1", "coro": "listen", "component": None, "where": None,
-                   "stack": []}],
-        "fds": [{"fd": 9, "kind": "socket", "detail": "tcp 127.0.0.1:1 -> 127.0.0.1:2",
-                 "component": None}],
+        "tasks": [{"name": "Task-1", "coro": "listen", "component": None, "where": None, "stack": []}],
+        "fds": [{"fd": 9, "kind": "socket", "detail": "tcp 127.0.0.1:1 -> 127.0.0.1:2", "component": None}],
     }
 
 

@@ -16,9 +16,7 @@ SRC = Path(diagnostics.__file__).resolve().parents[2]
 def test_all_is_sorted_and_names_every_public_name() -> None:
     assert diagnostics.__all__ == sorted(diagnostics.__all__)
     public = {
-        name
-        for name, value in vars(diagnostics).items()
-        if not name.startswith("_") and not inspect.ismodule(value)
+        name for name, value in vars(diagnostics).items() if not name.startswith("_") and not inspect.ismodule(value)
     }
     assert set(diagnostics.__all__) == public
 
@@ -54,9 +52,7 @@ def test_importing_starts_no_thread_opens_nothing_and_installs_no_hook() -> None
         """
     )
     env = {**os.environ, "PYTHONPATH": str(SRC)}
-    result = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=60
-    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=60)
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert report == {"events": [], "same": True}

@@ -27,9 +27,7 @@ class Owners:
             for nested in _nested(code):
                 by_code.setdefault(nested, name)
         self._by_code = by_code
-        self._by_file = {
-            file: next(iter(names)) for file, names in files.items() if len(names) == 1
-        }
+        self._by_file = {file: next(iter(names)) for file, names in files.items() if len(names) == 1}
 
     def __bool__(self) -> bool:
         return bool(self._by_code)

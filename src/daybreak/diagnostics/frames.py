@@ -24,12 +24,7 @@ __all__ = [
     "thread_stacks",
 ]
 
-Awaitable = (
-    asyncio.Future[Any]
-    | Coroutine[Any, Any, Any]
-    | AsyncGenerator[Any, Any]
-    | Generator[Any, Any, Any]
-)
+Awaitable = asyncio.Future[Any] | Coroutine[Any, Any, Any] | AsyncGenerator[Any, Any] | Generator[Any, Any, Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,11 +135,7 @@ class TaskStack:
 def task_stacks(loop: asyncio.AbstractEventLoop | None = None) -> list[TaskStack]:
     """The await chain of every pending task of `loop` (default: the running loop)."""
     tasks = sorted(asyncio.all_tasks(loop), key=lambda task: task.get_name())
-    return [
-        TaskStack(task.get_name(), coro_name(task), tuple(await_chain(task)))
-        for task in tasks
-        if not task.done()
-    ]
+    return [TaskStack(task.get_name(), coro_name(task), tuple(await_chain(task))) for task in tasks if not task.done()]
 
 
 def coro_name(task: asyncio.Task[Any]) -> str:

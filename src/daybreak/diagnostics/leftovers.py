@@ -151,9 +151,7 @@ def leftovers_since(
     )
 
 
-def _threads(
-    before: Snapshot, was_alive: Callable[[object], bool], owners: Owners
-) -> list[LeftThread]:
+def _threads(before: Snapshot, was_alive: Callable[[object], bool], owners: Owners) -> list[LeftThread]:
     frames = sys._current_frames()
     current = threading.get_ident()
     left = []

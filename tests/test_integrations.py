@@ -1,0 +1,155 @@
+"""Prometheus, OpenTelemetry, the event listener API and the memory monitor."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+
+import pytest
+
+from daybreak import Event, Registry
+
+prometheus_client = pytest.importorskip("prometheus_client")
+otel_sdk = pytest.importorskip("opentelemetry.sdk.trace")
+
+
+class Settings: ...
+class Database: ...
+class Cache: ...
+
+
+def make_registry() -> Registry:
+    registry = Registry("svc", phases=("init", "data"))
+
+    @registry.component(phase="init")
+    def settings() -> Settings:
+        return Settings()
+
+    @registry.component(phase="data", retries=1, backoff=0.0)
+    async def database(s: Settings) -> AsyncIterator[Database]:
+        yield Database()
+
+    attempts = []
+
+    @registry.component(phase="data", optional=True, retries=1, backoff=0.0)
+    async def cache(s: Settings) -> Cache:
+        attempts.append(1)
+        raise ConnectionRefusedError("cache down")
+
+    return registry
+
+
+async def test_listeners_get_every_lifecycle_event_in_order() -> None:
+    seen: list[Event] = []
+    async with make_registry().start(listeners=[seen.append]):
+        pass
+    kinds = [e.kind for e in seen]
+    assert kinds[0] == "system.starting" and kinds[-1] == "system.stopped"
+    assert kinds.index("component.started") > kinds.index("component.starting")
+    assert "system.degraded" in kinds
+    retry = next(e for e in seen if e.kind == "component.retrying")
+    assert retry.component == "cache" and retry.attempt == 1 and "cache down" in (retry.error or "")
+    failed = next(e for e in seen if e.kind == "component.failed")
+    assert failed.component == "cache" and failed.phase == "data"
+
+
+async def test_default_listener_logs_one_greppable_line_per_event(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="daybreak")
+    async with make_registry().start():
+        pass
+    lines = [r.getMessage() for r in caplog.records if r.name == "daybreak"]
+    assert any(line.startswith("component.started svc component=database phase=data") for line in lines)
+    failed = [r for r in caplog.records if r.getMessage().startswith("component.failed")]
+    assert failed and failed[0].levelno == logging.ERROR
+
+
+async def test_a_failing_listener_does_not_break_the_start(caplog: pytest.LogCaptureFixture) -> None:
+    def broken(event: Event) -> None:
+        raise RuntimeError("listener bug")
+
+    async with make_registry().start(listeners=[broken]) as system:
+        assert system.status == "degraded"
+    assert "listener bug" in caplog.text
+
+
+async def test_prometheus_collector_reports_statuses_durations_and_retries() -> None:
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from daybreak.prometheus import DaybreakCollector
+
+    async with make_registry().start() as system:
+        registry = CollectorRegistry()
+        registry.register(DaybreakCollector(system))
+        text = generate_latest(registry).decode()
+    assert 'daybreak_system_status{status="degraded",system="svc"} 1.0' in text
+    assert 'daybreak_component_status{component="cache",status="failed",system="svc"} 1.0' in text
+    assert 'daybreak_component_retries_total{component="cache",system="svc"} 1.0' in text
+    assert 'daybreak_component_start_seconds{component="database",phase="data",system="svc"}' in text
+    assert 'daybreak_phase_start_seconds{phase="init",system="svc"}' in text
+
+
+async def test_otel_spans_per_phase_and_component_with_errors() -> None:
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from daybreak.otel import TracingListener
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    listener = TracingListener(provider.get_tracer("test"), also=None)
+    async with make_registry().start(listeners=[listener]):
+        pass
+    spans = {s.name: s for s in exporter.get_finished_spans()}
+    assert {"daybreak.start svc", "phase init", "phase data", "start settings", "start database",
+            "start cache", "stop database", "daybreak.stop svc"} <= set(spans)
+    assert spans["start cache"].status.status_code.name == "ERROR"
+    assert spans["start database"].status.status_code.name == "UNSET"
+    assert spans["start database"].parent.span_id == spans["phase data"].context.span_id
+    assert spans["phase data"].parent.span_id == spans["daybreak.start svc"].context.span_id
+
+
+async def test_memory_monitor_samples_on_the_loop_and_warns_on_sustained_growth(
+        caplog: pytest.LogCaptureFixture) -> None:
+    import threading
+
+    from daybreak.monitor import MemoryMonitor, memory_monitor
+
+    fake = iter(range(0, 10**9, 1_000_000))  # +1 MB per sample: a steady leak
+    registry = Registry("m")
+    registry.add(memory_monitor(interval=0.01, window=20, min_samples=5, threshold=1024,
+                                read_rss=lambda: next(fake)), name="memory")
+    threads_before = threading.active_count()
+    async with registry.start() as system:
+        monitor = system[MemoryMonitor]
+        assert threading.active_count() == threads_before  # no thread of its own
+        await asyncio.sleep(0.3)
+        data = monitor.to_dict()
+    assert data["samples"] >= 5
+    assert data["growth_bytes_per_s"] > 0
+    assert data["warnings"] >= 1
+    assert "memory grows" in caplog.text
+    assert monitor._task is None  # stopped with the system
+
+
+def test_memory_monitor_is_quiet_on_a_flat_series() -> None:
+    from daybreak.monitor import MemoryMonitor
+
+    values = iter([100_000_000 + (i % 3) * 4096 for i in range(200)])
+    ticks = iter(range(200))
+    monitor = MemoryMonitor(interval=1, window=50, min_samples=12, threshold=1024,
+                            read_rss=lambda: next(values), clock=lambda: float(next(ticks)))
+    for _ in range(200):
+        monitor.sample()
+    assert monitor.warnings == 0
+
+
+def test_theil_sen_ignores_one_outlier() -> None:
+    from daybreak._stats import theil_sen
+
+    xs = list(range(20))
+    ys = [100.0 * x for x in xs]
+    ys[7] = 1e9
+    assert theil_sen(xs, ys) == pytest.approx(100.0)
