@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
-import os
 import socket
 import sys
 import time
@@ -45,6 +44,7 @@ SIDEFX_MODULES = [
     "sidefx_pkg.cyc_b",
     "sidefx_pkg.dep_user",
     "sidefx_pkg.hang",
+    "sidefx_pkg.hooks",
     "sidefx_pkg.lazy_a",
     "sidefx_pkg.lazy_b",
     "sidefx_pkg.rawthread",
@@ -164,6 +164,10 @@ class TestPackageAudit:
                     where(PKG / "sighandler.py", "signal"),
                 ),
             ],
+            "sidefx_pkg.hooks": [
+                ("sys.setprofile", "", where(PKG / "hooks.py", "setprofile")),
+                ("threading.settrace", "sidefx_pkg.hooks._trace", where(PKG / "hooks.py", "settrace")),
+            ],
             # The bind happens in sidefx_dep, outside the package: reported at
             # the package line that imported it.
             "sidefx_pkg.dep_user": [
@@ -258,12 +262,12 @@ class TestPackageAudit:
         hung = cases["hung: sidefx_pkg.hang"].find("failure")
         assert hung is not None and where(PKG / "hang.py", "hang") in (hung.get("message") or "")
         assert suite.get("tests") == str(len(SIDEFX_MODULES) + 2)
-        assert suite.get("failures") == str(7 + 1 + 1) and suite.get("errors") == "1"
+        assert suite.get("failures") == str(8 + 1 + 1) and suite.get("errors") == "1"
 
     def test_text_summary_names_everything(self, sidefx: Audited) -> None:
         """The readable summary has the verdict, each finding, and the slowest imports."""
         text = sidefx.result.to_text()
-        assert text.startswith("daybreak imports sidefx_pkg: dirty (18 modules, 9 side effects, 1 cycle, 1 hung")
+        assert text.startswith("daybreak imports sidefx_pkg: dirty (19 modules, 11 side effects, 1 cycle, 1 hung")
         assert "socket.connect 127.0.0.1" in text
         assert "sidefx_pkg.cyc_a -> sidefx_pkg.cyc_b -> sidefx_pkg.cyc_a" in text
         assert "sidefx_pkg.hang  stuck at" in text

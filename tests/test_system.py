@@ -461,7 +461,8 @@ class TestCriticalFailure:
         s = statuses(report)
         assert s["api"] == "failed"
         assert s["settings"] == s["database"] == s["cache"] == "stopped"
-        assert s["never_finishes"] != "started"
+        assert s["never_finishes"] == "skipped"
+        assert report.component("never_finishes")["reason"] == "cancelled while starting: 'api' failed"
         assert system.state.status == "failed"
         assert not [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
 
@@ -765,6 +766,182 @@ class TestChecksAndValidators:
             assert system.report().component("nice_to_have")["status"] == "failed"
 
 
+class TestEdgeFailures:
+    async def test_a_sync_check_runs_in_the_component_thread_and_its_timeout_fires(self) -> None:
+        registry = Registry("app")
+        release = threading.Event()
+        seen: list[str] = []
+
+        @registry.component
+        def database() -> Database:
+            return Database()
+
+        @database.check(timeout=0.2)
+        def ping(db: Database) -> None:
+            seen.append(threading.current_thread().name)
+            release.wait(10)  # at: sync-check-hangs
+
+        t0 = time.perf_counter()
+        try:
+            with pytest.raises(StartupError) as caught:
+                await registry.start().start()
+        finally:
+            release.set()
+        assert time.perf_counter() - t0 < 5
+        assert seen == ["daybreak:database"]
+        assert caught.value.where == where("sync-check-hangs")
+        message = str(caught.value)
+        assert "check 'ping' failed: TimeoutError" not in message  # the cause, said once
+        assert "check 'ping' failed: did not finish within 0.2 s" in message
+        assert "the check's timeout=" in message
+        entry = caught.value.report.validation[0]
+        assert entry["error"]["where"] == where("sync-check-hangs")
+        assert not caught.value.report.loop_blocks  # it did not hold the loop
+
+    async def test_a_base_exception_from_a_factory_fails_the_start(self) -> None:
+        class Fatal(BaseException):
+            pass
+
+        registry = Registry("app")
+
+        @registry.component
+        async def database() -> Database:
+            raise Fatal("not an Exception")  # at: base-exception
+
+        @registry.component
+        async def api(d: Database) -> Api:
+            return Api()
+
+        with pytest.raises(StartupError) as caught:
+            await registry.start().start()
+        assert caught.value.component == "database"
+        assert caught.value.where == where("base-exception")
+        assert statuses(caught.value.report) == {"database": "failed", "api": "skipped"}
+
+    async def test_a_stop_that_raises_is_reported_and_the_others_still_stop(self) -> None:
+        registry = Registry("app")
+        log: list[str] = []
+
+        @registry.component
+        async def settings() -> AsyncIterator[Settings]:
+            yield Settings()
+            log.append("settings stopped")
+
+        @registry.component
+        def database(s: Settings) -> Iterator[Database]:
+            yield Database()
+            raise OSError("close failed")  # at: stop-raises
+
+        @registry.component
+        async def api(d: Database) -> AsyncIterator[Api]:
+            yield Api()
+            log.append("api stopped")
+
+        async with registry.start() as system:
+            pass
+        assert log == ["api stopped", "settings stopped"]
+        stop = system.report().component("database")["stop"]
+        assert stop["status"] == "failed"
+        assert stop["error"] == {"type": "OSError", "message": "close failed",
+                                 "where": where("stop-raises")}
+        assert system.status == "stopped"
+
+    async def test_a_generator_that_yields_twice_is_a_stop_error(self) -> None:
+        registry = Registry("app")
+
+        @registry.component
+        async def twice() -> AsyncIterator[Database]:
+            yield Database()
+            yield Database()
+
+        async with registry.start() as system:
+            pass
+        stop = system.report().component("twice")["stop"]
+        assert "yielded more than once" in stop["error"]["message"]
+
+    async def test_a_generator_that_never_yields_fails(self) -> None:
+        registry = Registry("app")
+
+        @registry.component
+        def empty() -> Iterator[Database]:
+            return
+            yield Database()
+
+        t0 = time.perf_counter()
+        with pytest.raises(StartupError, match="finished without yielding"):
+            await registry.start().start()
+        assert time.perf_counter() - t0 < 5
+
+    async def test_a_sync_factory_raising_stop_iteration_fails_at_once(self) -> None:
+        registry = Registry("app")
+
+        @registry.component
+        def first_of_nothing() -> Database:
+            return next(iter([]))  # at: stop-iteration
+
+        t0 = time.perf_counter()
+        with pytest.raises(StartupError, match="raised StopIteration") as caught:
+            await registry.start().start()
+        assert time.perf_counter() - t0 < 5
+        assert caught.value.where == where("stop-iteration")
+
+    async def test_whole_timeout_during_a_check_fails_the_component_and_stops_it(self) -> None:
+        registry = Registry("app")
+        log: list[str] = []
+
+        @registry.component
+        async def database() -> AsyncIterator[Database]:
+            yield Database()
+            log.append("database stopped")
+
+        @database.check(timeout=None)
+        async def ping(db: Database) -> None:
+            await asyncio.sleep(30)  # at: check-never-ends
+
+        with pytest.raises(StartupError) as caught:
+            await registry.start(timeout=0.2).start()
+        assert log == ["database stopped"]
+        entry = caught.value.report.component("database")
+        assert entry["status"] == "failed"
+        assert entry["error"]["where"] == where("check-never-ends")
+        assert entry["stop"]["status"] == "stopped"
+
+    async def test_leftover_tasks_and_files_are_blamed_on_their_component(self, tmp_path: Path) -> None:
+        registry = Registry("app")
+        held: dict[str, object] = {}
+
+        @registry.component
+        async def poller() -> Worker:
+            async def poll() -> None:
+                await asyncio.sleep(30)  # at: leftover-task
+
+            held["task"] = asyncio.get_running_loop().create_task(poll(), name="poll-forever")
+            return Worker()
+
+        @registry.component
+        def journal() -> Mailer:
+            held["file"] = open(tmp_path / "journal.log", "w")  # noqa: SIM115
+            return Mailer()
+
+        try:
+            async with registry.start() as system:
+                pass
+            left = system.report().leftovers
+            tasks = [t for t in left["tasks"] if t["name"] == "poll-forever"]
+            assert len(tasks) == 1
+            assert tasks[0]["component"] == "poller"
+            assert tasks[0]["where"] == where("leftover-task")
+            files = [f for f in left["fds"] if "journal.log" in f["detail"]]
+            assert len(files) == 1
+        finally:
+            task = held["task"]
+            assert isinstance(task, asyncio.Task)
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            held["file"].close()  # type: ignore[attr-defined]
+
+
 # -- overrides and selection -----------------------------------------------------------------
 
 
@@ -1004,6 +1181,8 @@ class TestLifecycle:
                          ("component.stopped", "settings")]:
             assert expected in kinds
         assert kinds[-1] == ("system.stopped", None)
+        # one stopped event per component that was up, with stop code or not
+        assert kinds.count(("component.stopped", "settings")) == 1
         assert kinds.index(("component.started", "settings")) < kinds.index(("system.ready", None))
         started = next(e for e in events if e.kind == "component.started")
         assert started.system == "events" and started.phase == "one" and started.duration_s is not None
@@ -1038,7 +1217,11 @@ class TestLifecycle:
         assert sorted(log) == ["cache stopped", "database stopped"]
         assert system.status == "failed"
         assert statuses(system)["database"] == "stopped"
-        assert statuses(system)["slow"] != "started"
+        assert statuses(system)["slow"] == "skipped"
+        assert system.report().component("slow")["reason"] == (
+            "cancelled while starting: the start was cancelled")
+        assert system.report().error is not None
+        assert system.report().error.type == "CancelledError"
 
     async def test_start_and_stop_leave_nothing_running(self) -> None:
         log: list[str] = []

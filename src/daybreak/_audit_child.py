@@ -218,6 +218,8 @@ def _open_detail(args: tuple[Any, ...]) -> str | None:
         # Wrapping a descriptor (os.fdopen, FileIO(fd)): the open that made it
         # was reported (or it is inherited, like stdout).
         return None
+    if _text(path) == os.devnull:
+        return None  # subprocess.DEVNULL and friends write nowhere
     if isinstance(mode, str):
         if not any(ch in mode for ch in "wax+"):
             return None

@@ -65,16 +65,76 @@ def _target(factory: Callable[..., Any]) -> Callable[..., Any]:
     return factory
 
 
+_COMPILED: dict[str, types.CodeType] = {}
+_COMPILED_MAX = 4096
+
+
+def _eval_annotation(text: str, globalns: dict[str, Any]) -> Any:
+    # A bare name is the common case and needs no compiler: at 10,000
+    # components, compile() alone would cost more than starting them.
+    if text.isidentifier():
+        if text in globalns:
+            return globalns[text]
+        builtins = globalns.get("__builtins__", __builtins__)
+        table = builtins if isinstance(builtins, dict) else vars(builtins)
+        if text in table:
+            return table[text]
+        if text == "None":
+            return None
+        raise NameError(f"name {text!r} is not defined")
+    code = _COMPILED.get(text)
+    if code is None:
+        code = compile(text, "<annotation>", "eval")
+        if len(_COMPILED) < _COMPILED_MAX:
+            _COMPILED[text] = code
+    return eval(code, globalns)  # noqa: S307 - annotations are the user's own source
+
+
 def _hints(fn: Callable[..., Any]) -> dict[str, Any]:
+    """``typing.get_type_hints`` for a function, without its per-call compile()."""
+    annotations = getattr(fn, "__annotations__", None)
+    # A decorator's wrapper lives in the decorator's module: names resolve
+    # where the original function was written (typing does the same).
+    globalns = getattr(inspect.unwrap(fn), "__globals__", None)
+    if not isinstance(annotations, dict) or not isinstance(globalns, dict):
+        try:
+            return typing.get_type_hints(fn)
+        except Exception as exc:
+            raise AnalysisError(f"its annotations cannot be evaluated ({type(exc).__name__}: {exc})") from None
+    out: dict[str, Any] = {}
+    for name, value in annotations.items():
+        if isinstance(value, str):
+            try:
+                value = _eval_annotation(value, globalns)
+            except NameError as exc:
+                raise AnalysisError(
+                    f"its annotations cannot be evaluated ({exc}); define or import that name "
+                    "in the factory's module (annotations are read when the plan is built)"
+                ) from None
+            except Exception as exc:
+                raise AnalysisError(
+                    f"its annotation {value!r} cannot be evaluated ({type(exc).__name__}: {exc})") from None
+        out[name] = type(None) if value is None else value
+    return out
+
+
+def _parameters(fn: Callable[..., Any], factory: Callable[..., Any]) -> list[tuple[str, bool]]:
+    """(name, has a default) of each named parameter, read off the code object when possible."""
+    code = getattr(fn, "__code__", None)
+    if (code is not None and fn is factory and not hasattr(fn, "__signature__")
+            and not hasattr(fn, "__wrapped__")):
+        positional = code.co_argcount
+        names = code.co_varnames[: positional + code.co_kwonlyargcount]
+        n_defaults = len(getattr(fn, "__defaults__", None) or ())
+        kwdefaults = getattr(fn, "__kwdefaults__", None) or {}
+        return [(name, (i >= positional - n_defaults) if i < positional else name in kwdefaults)
+                for i, name in enumerate(names)]
     try:
-        return typing.get_type_hints(fn)
-    except NameError as exc:
-        raise AnalysisError(
-            f"its annotations cannot be evaluated ({exc}); define or import that name "
-            "in the factory's module (annotations are read when the plan is built)"
-        ) from None
-    except Exception as exc:
-        raise AnalysisError(f"its annotations cannot be evaluated ({type(exc).__name__}: {exc})") from None
+        signature = inspect.signature(factory)
+    except (TypeError, ValueError) as exc:
+        raise AnalysisError(f"its signature cannot be read ({exc})") from None
+    return [(p.name, p.default is not p.empty) for p in signature.parameters.values()
+            if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
 
 
 def _split_optional(ann: Any) -> tuple[Any, bool]:
@@ -92,6 +152,8 @@ def _split_optional(ann: Any) -> tuple[Any, bool]:
 
 def _unwrap(ann: Any) -> tuple[Any, Enter, bool]:
     """(provided type, context manager to enter, result to await) for a return annotation."""
+    if isinstance(ann, type) and not isinstance(ann, types.GenericAlias):
+        return ann, "none", False
     origin = typing.get_origin(ann)
     args = typing.get_args(ann)
     if origin in _SYNC_CM:
@@ -122,6 +184,17 @@ def analyse(factory: Callable[..., Any], provides: Any, unset: Any) -> Analysis:
     ) and not (inspect.isasyncgenfunction(target) or inspect.isgeneratorfunction(target))
     if isinstance(target, type):
         pass
+    elif isinstance(target, types.FunctionType):
+        # The code flags say it all; inspect's helpers would read them three times over.
+        flags = target.__code__.co_flags
+        if flags & inspect.CO_ASYNC_GENERATOR:
+            call = "agen"
+        elif flags & inspect.CO_GENERATOR:
+            call = "gen"
+        elif flags & inspect.CO_COROUTINE or inspect.iscoroutinefunction(target):
+            call = "async"
+        else:
+            call = "sync"
     elif inspect.isasyncgenfunction(target):
         call = "agen"
     elif inspect.isgeneratorfunction(target):
@@ -141,22 +214,18 @@ def analyse(factory: Callable[..., Any], provides: Any, unset: Any) -> Analysis:
         hints = _hints(hints_of)
     params: list[Param] = []
     if not no_params:
-        try:
-            signature = inspect.signature(factory)
-        except (TypeError, ValueError) as exc:
-            raise AnalysisError(f"its signature cannot be read ({exc})") from None
-        for p in signature.parameters.values():
-            if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) or (p.name == "self" and isinstance(target, type)):
+        for name, has_default in _parameters(target, factory):
+            if name == "self" and isinstance(target, type):
                 continue
-            if p.name not in hints:
-                if p.default is not p.empty:
+            if name not in hints:
+                if has_default:
                     continue
                 raise AnalysisError(
-                    f"parameter {p.name!r} has no annotation; daybreak finds dependencies by "
-                    f"type, so write `{p.name}: SomeType`"
+                    f"parameter {name!r} has no annotation; daybreak finds dependencies by "
+                    f"type, so write `{name}: SomeType`"
                 )
-            key, optional = _split_optional(hints[p.name])
-            params.append(Param(p.name, key, optional, p.default is not p.empty))
+            key, optional = _split_optional(hints[name])
+            params.append(Param(name, key, optional, has_default))
 
     if ret is unset:
         ret = hints.get("return", None)

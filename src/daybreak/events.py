@@ -16,6 +16,10 @@ from typing import Any
 __all__ = ["Event", "Listener", "level_of", "log_event"]
 
 logger = logging.getLogger("daybreak")
+# A library logs only where the application configured logging (the
+# standard advice): without this, Python's last-resort handler would print
+# every warning to stderr.
+logger.addHandler(logging.NullHandler())
 
 
 @dataclass(frozen=True, slots=True)

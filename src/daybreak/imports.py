@@ -362,7 +362,7 @@ def _discover(name: str, search_path: list[str]) -> _Target:
     spec = _find_spec(name, search_path)
     if spec is None:
         raise TargetNotFoundError(
-            f"no module named {name!r} (nothing was imported; searched sys.path and path=)",
+            f"no module named {name!r} (searched --path/path= and sys.path; nothing was imported)",
             name=name,
         )
     locations = spec.submodule_search_locations
@@ -1129,6 +1129,6 @@ def run(args: argparse.Namespace) -> int:
     if getattr(args, "json", False):
         print(json.dumps(result.to_dict(), indent=2))
     else:
-        color = sys.stdout.isatty() and "NO_COLOR" not in os.environ
+        color = sys.stdout.isatty() and not os.environ.get("NO_COLOR") and os.environ.get("TERM") != "dumb"
         print(result.to_text(color=color))
     return 0 if result.clean else 1

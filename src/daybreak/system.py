@@ -48,6 +48,8 @@ current_component: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "daybreak_component", default=None)
 
 _MAX_BACKOFF = 5.0
+# Exceptions that are not a step's failure: they unwind the whole start or stop.
+_PROPAGATE = (asyncio.CancelledError, KeyboardInterrupt, SystemExit)
 _ROLLBACK_GRACE = 5.0
 
 
@@ -538,7 +540,9 @@ class System:
                 error = ErrorInfo("TimeoutError",
                                   f"did not start within {exc.seconds:g} s (timeout={exc.seconds:g})",
                                   exc.hang.get("where"))
-            except Exception as exc:
+            except _PROPAGATE:
+                raise
+            except BaseException as exc:  # any other BaseException is this step's failure too
                 error = self._error_info(exc)
             else:
                 error = None
@@ -557,6 +561,7 @@ class System:
             cs.error = error
             if c.kind == "validator":
                 self._record_validation(step, "validator", step.name, "failed", cs.duration_s, error)
+                self._emit("validator.failed", i, error=str(error), where=error.where)
             self._emit("component.failed", i, error=str(error), where=error.where,
                        duration_s=cs.duration_s)
             if c.critical and self._failure is None:
@@ -566,6 +571,7 @@ class System:
         cs.status = "started"
         if c.kind == "validator":
             self._record_validation(step, "validator", step.name, "passed", cs.duration_s, None)
+            self._emit("validator.passed", i, duration_s=cs.duration_s)
         self._redact.learn(self._values[i])
         self._emit("component.started", i, duration_s=cs.duration_s, attempt=cs.attempts)
 
@@ -580,8 +586,10 @@ class System:
         if cs.attempts > 1:
             lines.append(f"  attempts: {cs.attempts} (retries={step.component.retries})")
         if error.type == "TimeoutError":
+            what = ("the check's timeout= (@component.check(timeout=...))"
+                    if error.message.startswith("check ") else f"timeout= on {step.name!r}")
             lines.append("  what to do: the stuck line is shown above; fix the hang, or raise "
-                         f"timeout= on {step.name!r} if it is just slow")
+                         f"{what} if it is just slow")
         elif error.type in ("ConnectionRefusedError", "OSError", "ConnectionError"):
             lines.append("  what to do: check that the service it connects to is running and "
                          "reachable, or mark the component optional=True to start degraded")
@@ -613,11 +621,11 @@ class System:
             self._stoppers[i] = ("agen", gen)
         elif a.call == "gen":
             gen = factory(**kwargs)
-            try:
-                obj = await self._call_sync(i, next, gen) if blocking else next(gen)
-            except StopIteration:
+            empty = object()
+            obj = await self._call_sync(i, next, gen, empty) if blocking else next(gen, empty)
+            if obj is empty:
                 raise RuntimeError(f"{step.name!r} is a generator that finished without "
-                                   "yielding; yield the instance once, stop code after the yield") from None
+                                   "yielding; yield the instance once, stop code after the yield")
             self._stoppers[i] = ("gen", gen)
         else:
             obj = await self._call_sync(i, factory, **kwargs) if blocking else factory(**kwargs)
@@ -656,6 +664,10 @@ class System:
             try:
                 result = context.run(fn, *args, **kwargs)
             except BaseException as exc:  # handed to the awaiting task
+                if isinstance(exc, StopIteration):  # a future refuses it: it would never resolve
+                    error = RuntimeError(f"{getattr(fn, '__name__', fn)!r} raised StopIteration")
+                    error.__cause__ = exc
+                    exc = error.with_traceback(exc.__traceback__)
                 outcome: tuple[bool, Any] = (False, exc)
             else:
                 outcome = (True, result)
@@ -757,14 +769,22 @@ class System:
             t0 = time.perf_counter()
             error: ErrorInfo | None = None
             try:
-                result = pc.check.fn(**kwargs)
+                fn = pc.check.fn
+                if step.component.blocking and not inspect.iscoroutinefunction(inspect.unwrap(fn)):
+                    # a sync check runs in a thread like a sync factory: its timeout can fire
+                    result = await self._with_timeout(i, pc.check.timeout,
+                                                      self._call_sync(i, fn, **kwargs))
+                else:
+                    result = fn(**kwargs)
                 if inspect.isawaitable(result):
                     await self._with_timeout(i, pc.check.timeout, result)
             except _Timeout as exc:
-                error = ErrorInfo("TimeoutError", f"check {pc.check.name!r} did not finish within "
-                                  f"{exc.seconds:g} s", exc.hang.get("where"))
+                error = ErrorInfo("TimeoutError", f"did not finish within {exc.seconds:g} s "
+                                  f"(check timeout={exc.seconds:g})", exc.hang.get("where"))
                 self._cstate[i].hang = exc.hang
-            except Exception as exc:
+            except _PROPAGATE:
+                raise
+            except BaseException as exc:
                 error = self._error_info(exc)
             status = "failed" if error else "passed"
             self._record_validation(step, "check", pc.check.name, status, time.perf_counter() - t0, error)
@@ -796,6 +816,7 @@ class System:
             cs.status = "stopped"
             cs.stop_status = "stopped"
             cs.stop_duration_s = 0.0
+            self._emit("component.stopped", i, duration_s=0.0)
 
     async def _stop_step(self, i: int, *, after_check: bool = False) -> None:
         stopper = self._stoppers[i]
@@ -804,7 +825,10 @@ class System:
             return
         cs = self._cstate[i]
         step = self._steps[i]
-        if not after_check:
+        # A step cancelled half-way (its instance made, its checks still running) is
+        # cleaned up here too, but keeps the status that says why it is not up.
+        was_up = self._up[i] and not after_check
+        if was_up:
             current_component.set(step.name)
             cs.status = "stopping"
             self._emit("component.stopping", i)
@@ -817,11 +841,13 @@ class System:
             cs.stop_hang = exc.hang
             cs.stop_error = ErrorInfo("TimeoutError", f"did not stop within {exc.seconds:g} s "
                                       f"(stop_timeout={exc.seconds:g})", exc.hang.get("where"))
-        except Exception as exc:
+        except _PROPAGATE:
+            raise
+        except BaseException as exc:
             cs.stop_error = self._error_info(exc)
         cs.stop_duration_s = time.perf_counter() - t0
         cs.stop_status = "failed" if cs.stop_error else "stopped"
-        if after_check:
+        if not was_up:
             return
         self._up[i] = False
         cs.status = "stopped"

@@ -9,6 +9,7 @@ ends on a future that may itself be a task or a gathering of tasks.
 from __future__ import annotations
 
 import asyncio
+import asyncio.tasks
 import functools
 import gc
 import types
@@ -111,8 +112,6 @@ def _walkable(obj: object) -> bool:
 def _bridges() -> dict[types.CodeType, _Bridge]:
     # Only frames suspended on the plain future they wait for get here, so reading
     # their locals races with nothing.
-    import asyncio.tasks
-
     bridges: dict[types.CodeType, _Bridge] = {}
 
     def local(name: str) -> _Bridge:

@@ -94,4 +94,4 @@ def _endpoint(text: str, family: int) -> str:
 def _unix_table() -> Iterable[tuple[str, str]]:
     for row in _rows("unix"):
         if len(row) >= 7:
-            yield row[6], "unix " + row[7] if len(row) > 7 else "unix"
+            yield row[6], " ".join(["unix", *row[7:]])

@@ -24,7 +24,7 @@ __all__ = [
     "thread_stacks",
 ]
 
-Awaitable = asyncio.Future[Any] | Coroutine[Any, Any, Any] | AsyncGenerator[Any, Any] | Generator[Any, Any, Any]
+_Chainable = asyncio.Future[Any] | Coroutine[Any, Any, Any] | AsyncGenerator[Any, Any] | Generator[Any, Any, Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +66,7 @@ def frames_of(frame: types.FrameType | None) -> list[Frame]:
     return frames
 
 
-def await_chain(awaitable: Awaitable) -> list[Frame]:
+def await_chain(awaitable: _Chainable) -> list[Frame]:
     """The frames a stuck task, coroutine or generator waits in, outermost first.
 
     The chain goes on through awaited tasks, into the first pending task of an

@@ -42,7 +42,8 @@ class Snapshot:
         threads = threading.enumerate()
         known = {thread.ident for thread in threads}
         unknown = {(0, ident) for ident in sys._current_frames() if ident not in known}
-        tasks = list(asyncio.all_tasks(loop)) if (loop := loop or _running_loop()) else []
+        loop = loop or _running_loop()
+        tasks = list(asyncio.all_tasks(loop)) if loop is not None else []
         return cls(
             threads=frozenset({(id(t), t.ident or 0) for t in threads} | unknown),
             tasks=frozenset(id(task) for task in tasks),

@@ -1,0 +1,138 @@
+"""Start-up speed of daybreak against peers on the same graphs, in one process.
+
+1. plan + start + stop of 10,000 no-op async components (a random DAG):
+   daybreak vs dishka (make_async_container, get every type, close) vs a
+   sequential AsyncExitStack; cost per component and ratios.
+2. A 300-component random DAG of sleeping components (1-20 ms each):
+   daybreak's start time against the critical path (the floor for any
+   scheduler) and the speed-up over a sequential AsyncExitStack start.
+
+Run: python benchmarks/bench_start.py [--n 10000] [--repeat 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import gc
+import random
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _graphs import critical_path, factories, make_types, random_dag  # noqa: E402
+
+from daybreak import Registry  # noqa: E402
+
+
+def build_daybreak(types: list[type], deps: list[list[int]], sleeps: list[float] | None = None) -> Registry:
+    registry = Registry("bench", default_timeout=60.0)
+    for factory in factories(types, deps, sleeps=sleeps):
+        registry.add(factory)
+    return registry
+
+
+async def run_daybreak(registry: Registry) -> tuple[float, float]:
+    t0 = time.perf_counter()
+    system = registry.start(block_threshold=None)
+    await system.start()
+    t1 = time.perf_counter()
+    await system.stop()
+    return t1 - t0, time.perf_counter() - t0
+
+
+async def run_exit_stack(types: list[type], deps: list[list[int]], sleeps: list[float] | None) -> tuple[float, float]:
+    """The hand-written orchestrator: enter each step in order, one at a time."""
+    fns = factories(types, deps, sleeps=sleeps)
+    t0 = time.perf_counter()
+    async with contextlib.AsyncExitStack() as stack:
+        values: list[Any] = []
+        for i, ds in enumerate(deps):
+            kwargs = {f"d{j}": values[d] for j, d in enumerate(ds)}
+
+            @contextlib.asynccontextmanager
+            async def step(fn: Any = fns[i], kw: dict[str, Any] = kwargs) -> Any:
+                yield await fn(**kw)
+
+            values.append(await stack.enter_async_context(step()))
+        t1 = time.perf_counter()
+    return t1 - t0, time.perf_counter() - t0
+
+
+async def run_dishka(types: list[type], deps: list[list[int]]) -> float:
+    from dishka import Provider, Scope, make_async_container
+
+    t0 = time.perf_counter()
+    provider = Provider(scope=Scope.APP)
+    for i, factory in enumerate(factories(types, deps)):
+        provider.provide(factory, provides=types[i])
+    container = make_async_container(provider)
+    for t in types:
+        await container.get(t)
+    await container.close()
+    return time.perf_counter() - t0
+
+
+def best(samples: list[float]) -> float:
+    return min(samples)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--n", type=int, default=10_000)
+    parser.add_argument("--dag", type=int, default=300)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+
+    n = args.n
+    types = make_types(n)
+    deps = random_dag(n)
+    print(f"1. plan + start + stop of {n:,} no-op async components (random DAG, {sum(map(len, deps)):,} edges)")
+    daybreak_s, stack_s, dishka_s = [], [], []
+    for _ in range(args.repeat):
+        gc.collect()
+        registry = build_daybreak(types, deps)
+        _, total = asyncio.run(run_daybreak(registry))
+        daybreak_s.append(total)
+        gc.collect()
+        stack_s.append(asyncio.run(run_exit_stack(types, deps, None))[1])
+        gc.collect()
+        try:
+            dishka_s.append(asyncio.run(run_dishka(types, deps)))
+        except ImportError:
+            pass
+    per = best(daybreak_s) / n * 1e6
+    print(f"   daybreak        {per:8.1f} µs/component  (best of {args.repeat})")
+    print(f"   AsyncExitStack  {best(stack_s) / n * 1e6:8.1f} µs/component  (sequential, no graph, no timeouts)")
+    if dishka_s:
+        ratio = best(daybreak_s) / best(dishka_s)
+        print(f"   dishka          {best(dishka_s) / n * 1e6:8.1f} µs/component")
+        print(f"   daybreak / dishka = {ratio:.3f}  (target <= 0.10)")
+    print(f"   target <= 15 µs/component: {'met' if per <= 15 else 'NOT met'}")
+
+    m = args.dag
+    types = make_types(m)
+    deps = random_dag(m, max_deps=3, seed=11)
+    rng = random.Random(3)
+    sleeps = [rng.uniform(0.001, 0.020) for _ in range(m)]
+    floor = critical_path(deps, sleeps)
+    print(f"\n2. {m}-component random DAG of sleeping components (1-20 ms each)")
+    starts, seq = [], []
+    for _ in range(args.repeat):
+        registry = build_daybreak(types, deps, sleeps)
+        starts.append(asyncio.run(run_daybreak(registry))[0])
+        seq.append(asyncio.run(run_exit_stack(types, deps, sleeps))[0])
+    start = statistics.median(starts)
+    sequential = statistics.median(seq)
+    print(f"   critical path   {floor * 1e3:8.1f} ms")
+    print(f"   daybreak start  {start * 1e3:8.1f} ms = {start / floor:.3f} x critical path  (target <= 1.10)")
+    print(f"   sequential      {sequential * 1e3:8.1f} ms (AsyncExitStack) -> daybreak is {sequential / start:.1f}x faster")
+
+
+if __name__ == "__main__":
+    main()
