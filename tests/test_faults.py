@@ -77,7 +77,7 @@ def async_fn(case: Case) -> Callable[..., Any]:
         if case.fault == "hangs":
             await asyncio.sleep(30)  # at: async-fn:hangs
         if case.fault == "blocks the loop":
-            time.sleep(BLOCK)  # at: async-fn:blocks-the-loop
+            time.sleep(BLOCK)  # noqa: ASYNC251  # at: async-fn:blocks-the-loop
         if case.fault == "slow then OK":
             await asyncio.sleep(SLOW)
         if case.fault == "leaks a thread":
@@ -119,7 +119,7 @@ def async_gen(case: Case) -> Callable[..., Any]:
         if case.fault == "hangs":
             await asyncio.sleep(30)  # at: async-gen:hangs
         if case.fault == "blocks the loop":
-            time.sleep(BLOCK)  # at: async-gen:blocks-the-loop
+            time.sleep(BLOCK)  # noqa: ASYNC251  # at: async-gen:blocks-the-loop
         if case.fault == "slow then OK":
             await asyncio.sleep(SLOW)
         if case.fault == "leaks a thread":

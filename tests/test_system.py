@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import os
 import signal
 import subprocess
@@ -381,7 +382,7 @@ class TestRetries:
         with pytest.raises(StartupError) as caught:
             await registry.start(listeners=[events.append]).start()
         assert len(calls) == 4
-        gaps = [b - a for a, b in zip(calls, calls[1:], strict=False)]
+        gaps = [b - a for a, b in itertools.pairwise(calls)]
         # 0.04, 0.08, 0.16 s, each with +-25% jitter: doubling, never shorter than 75%
         for k, gap in enumerate(gaps):
             assert gap >= 0.04 * 2**k * 0.75 - 0.005, gaps
@@ -1222,6 +1223,92 @@ class TestLifecycle:
             "cancelled while starting: the start was cancelled")
         assert system.report().error is not None
         assert system.report().error.type == "CancelledError"
+
+    async def test_a_cancelled_stop_still_finishes_before_it_says_stopped(self) -> None:
+        registry = Registry("app")
+        log: list[str] = []
+
+        @registry.component
+        async def database() -> AsyncIterator[Database]:
+            yield Database()
+            log.append("database stopped")
+
+        @registry.component
+        async def api(d: Database) -> AsyncIterator[Api]:
+            yield Api()
+            await asyncio.sleep(0.2)
+            log.append("api stopped")
+
+        system = registry.start()
+        await system.start()
+        first = asyncio.create_task(system.stop())
+        await asyncio.sleep(0.05)
+        first.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await first
+        assert system.status == "stopping"  # not "stopped": api is still stopping
+        await system.stop()  # waits for the stop under way
+        assert log == ["api stopped", "database stopped"]
+        assert system.status == "stopped"
+        assert system.report().leftovers["tasks"] == []  # the engine's own walk is not one
+
+    async def test_stop_during_start_is_a_usage_error(self) -> None:
+        registry = Registry("app")
+        entered = asyncio.Event()
+
+        @registry.component
+        async def slow() -> Database:
+            entered.set()
+            await asyncio.sleep(30)
+            return Database()
+
+        system = registry.start()
+        task = asyncio.create_task(system.start())
+        await entered.wait()
+        with pytest.raises(UsageError, match="cancel the start instead"):
+            await system.stop()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert system.status == "failed"
+
+    async def test_an_error_in_the_body_stops_the_system_and_propagates(self) -> None:
+        log: list[str] = []
+        with pytest.raises(ZeroDivisionError):
+            async with app_registry(log).start() as system:
+                1 / 0  # noqa: B018
+        assert "database stopped" in log
+        assert system.status == "stopped"
+
+    async def test_cancelling_the_rollback_too_still_ends_the_start(self) -> None:
+        registry = Registry("app")
+        stopping = asyncio.Event()
+        entered = asyncio.Event()
+
+        @registry.component
+        async def database() -> AsyncIterator[Database]:
+            yield Database()
+            stopping.set()
+            await asyncio.sleep(0.2)
+
+        @registry.component
+        async def slow(d: Database) -> Api:
+            entered.set()
+            await asyncio.sleep(30)
+            return Api()
+
+        system = registry.start()
+        task = asyncio.create_task(system.start())
+        await entered.wait()
+        task.cancel()  # first: roll back
+        await stopping.wait()
+        task.cancel()  # second: while rolling back
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert system.status == "failed"
+        with pytest.raises(UsageError):
+            await system.start()
+        await asyncio.sleep(0.3)  # the shielded rollback finishes on its own
 
     async def test_start_and_stop_leave_nothing_running(self) -> None:
         log: list[str] = []

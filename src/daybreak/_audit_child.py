@@ -30,6 +30,7 @@ Standard library only.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import sys
@@ -89,6 +90,10 @@ class FrameClassifier:
             kind = self._classify(filename)
             self._cache[filename] = kind
         return kind
+
+    def is_machinery(self, filename: str) -> bool:
+        """True for the auditor's own files."""
+        return not filename.startswith("<") and _normalise(filename) in self._machinery
 
     def _classify(self, filename: str) -> int:
         if not filename or filename.startswith("<"):
@@ -324,7 +329,10 @@ class _Recorder:
     def emit(self, record: dict[str, Any]) -> None:
         import json
 
-        os.write(self.fd, (json.dumps(record) + "\n").encode("utf-8", "backslashreplace"))
+        data = (json.dumps(record) + "\n").encode("utf-8", "backslashreplace")
+        # If the module closed our descriptor, the parent sees no result.
+        with contextlib.suppress(OSError):
+            os.write(self.fd, data)
 
     def record(self, event: str, detail: str, frame: FrameType | None) -> None:
         if not self.active or os.getpid() != self.pid:
@@ -441,7 +449,6 @@ def _error_record(exc: BaseException, classifier: FrameClassifier) -> dict[str, 
 
 def main(argv: Sequence[str]) -> NoReturn:
     """Audit the import of one module, as configured by the parent in ``argv[1]``."""
-    import contextlib
     import faulthandler
     import importlib
     import json

@@ -18,7 +18,7 @@ _SECRET_NAME = re.compile(
     re.IGNORECASE,
 )
 # scheme://user:password@host  -> keeps the user, hides the password.
-_URL_USERINFO = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.\-]*://)(?P<user>[^:/@\s]*):(?P<pw>[^@/\s]+)@")
+_URL_USERINFO = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.\-]*://)(?P<user>[^:/@\s]*):(?P<pw>[^/\s]+)@")
 # key=value / key: value pairs whose key looks secret (libpq DSNs, repr of settings, logs).
 _SECRET_PAIR = re.compile(
     r"(?P<key>\b[\w.\-]*(?:pass(?:word|wd|phrase)?|pwd|secret|token|api[_-]?key|access[_-]?key"

@@ -56,13 +56,16 @@ import fnmatch
 import json
 import os
 import re
+import subprocess
 import sys
 from collections import deque
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from importlib.machinery import ModuleSpec, PathFinder
 from typing import Any, Literal
 
 from daybreak._audit_child import FrameClassifier, parse_faulthandler_dump
+from daybreak._redact import redact
 
 __all__ = (
     "HungModule",
@@ -241,12 +244,11 @@ class ImportAudit:
 # --------------------------------------------------------------------------
 # Redaction (to be replaced by daybreak._redact.redact)
 
-_URL_CREDENTIALS = re.compile(r"(?P<head>\b[A-Za-z][A-Za-z0-9+.\-]*://[^:/?#@\s]*):(?P<password>[^/?#\s]*)@")
 
 
 def _redact(text: str) -> str:
-    """Hide passwords in URLs: ``postgresql://u:pw@h`` -> ``postgresql://u:***@h``."""
-    return _URL_CREDENTIALS.sub(lambda m: f"{m.group('head')}:***@", text)
+    """Hide passwords in URLs and secret-looking pairs, like every daybreak message."""
+    return redact(text)
 
 
 # --------------------------------------------------------------------------
@@ -296,7 +298,7 @@ def _name_and_path(target: str) -> tuple[str, list[str]]:
     head, sep, tail = text.rpartition(":")
     if sep and head and tail.isidentifier() and not (len(head) == 1 and head.isalpha()):
         text = head  # module:attribute, as the other commands take it
-    is_path = text.endswith(".py") or os.sep in text or (os.altsep or os.sep) in text
+    is_path = text.endswith(".py") or os.sep in text or (os.altsep is not None and os.altsep in text)
     if not is_path:
         if not text or not all(part.isidentifier() for part in text.split(".")):
             raise TargetNotFoundError(f"not a module name: {target!r}", name=text)
@@ -324,10 +326,8 @@ def _name_and_path(target: str) -> tuple[str, list[str]]:
     return name, [location]
 
 
-def _find_spec(name: str, search_path: list[str]) -> Any:
+def _find_spec(name: str, search_path: list[str]) -> ModuleSpec | None:
     """Find ``name`` without importing it, nor any of its parent packages."""
-    from importlib.machinery import PathFinder
-
     parts = name.split(".")
     spec = PathFinder.find_spec(parts[0], search_path)
     if spec is None:  # an import hook (editable installs), builtin or frozen
@@ -348,16 +348,15 @@ def _find_spec(name: str, search_path: list[str]) -> Any:
     return spec
 
 
-def _source_of(spec: Any) -> str | None:
-    origin = getattr(spec, "origin", None)
-    if getattr(spec, "has_location", False) and isinstance(origin, str) and origin.endswith(".py"):
+def _source_of(spec: ModuleSpec) -> str | None:
+    origin = spec.origin
+    if spec.has_location and origin is not None and origin.endswith(".py"):
         return origin
     return None
 
 
 def _discover(name: str, search_path: list[str]) -> _Target:
     import pkgutil
-    from importlib.machinery import PathFinder
 
     spec = _find_spec(name, search_path)
     if spec is None:
@@ -368,8 +367,7 @@ def _discover(name: str, search_path: list[str]) -> _Target:
     locations = spec.submodule_search_locations
     if locations is None:  # a plain module
         source = _source_of(spec)
-        origin = spec.origin if getattr(spec, "has_location", False) else None
-        roots = (origin,) if isinstance(origin, str) else ()
+        roots = (spec.origin,) if spec.has_location and spec.origin is not None else ()
         return _Target(name, roots, (_Module(name, source, False),))
 
     modules = [_Module(name, _source_of(spec), True)]
@@ -653,12 +651,10 @@ class _Runner:
         }
         self.classifier = FrameClassifier(target.roots, stdlib, site, machinery=[_CHILD_SCRIPT])
         self.lock = threading.Lock()
-        self.live: set[Any] = set()
+        self.live: set[subprocess.Popen[bytes]] = set()
         self.closed = False
 
     def run(self, module: str, number: int) -> _Outcome:
-        import subprocess
-
         out_path = os.path.join(self.workdir, f"{number}.out")
         err_path = os.path.join(self.workdir, f"{number}.err")
         config = dict(self.config, module=module, out=out_path)
@@ -753,7 +749,9 @@ class _Runner:
         if not threads:
             return (), None
         frames = next((f for ident, f in reversed(threads) if ident == main_thread), threads[-1][1])
-        stack = tuple(f"{file}:{line} in {function}" for file, line, function in frames)
+        stack = tuple(
+            f"{file}:{line} in {function}" for file, line, function in frames if not self.classifier.is_machinery(file)
+        )
         return stack, self.classifier.pick((file, line) for file, line, _ in frames)
 
 
@@ -779,14 +777,12 @@ def _last_line(path: str) -> str:
     return lines[-1][:500] if lines else ""
 
 
-def _wait_exited(proc: Any, seconds: float) -> bool:
+def _wait_exited(proc: subprocess.Popen[bytes], seconds: float) -> bool:
     """Wait until ``proc`` exits, without reaping it (its process group stays ours)."""
     import time
 
     waitid = getattr(os, "waitid", None)
     if waitid is None:  # pragma: no cover - not Linux
-        import subprocess
-
         try:
             proc.wait(timeout=seconds)
         except subprocess.TimeoutExpired:
@@ -807,7 +803,7 @@ def _wait_exited(proc: Any, seconds: float) -> bool:
         delay = min(delay * 2, 0.01)
 
 
-def _request_dump(proc: Any) -> None:
+def _request_dump(proc: subprocess.Popen[bytes]) -> None:
     import signal
 
     dump_signal = getattr(signal, "SIGUSR1", None)
@@ -816,7 +812,7 @@ def _request_dump(proc: Any) -> None:
             proc.send_signal(dump_signal)
 
 
-def _kill_group(proc: Any) -> None:
+def _kill_group(proc: subprocess.Popen[bytes]) -> None:
     """Kill the child and whatever the audited import left running in its session."""
     import signal
 

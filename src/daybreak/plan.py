@@ -527,6 +527,7 @@ def _keep(components: list[Component[Any]], deps: Mapping[Component[Any], tuple[
     if only is not None:
         roots = []
         for key in only:
+            found: Component[Any] | None
             if isinstance(key, Component):
                 found = replaced.get(key, key)
             elif isinstance(key, str):

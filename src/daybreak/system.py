@@ -8,6 +8,7 @@ returns only when all of its tasks have finished.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import heapq
 import inspect
@@ -25,7 +26,6 @@ from daybreak.diagnostics import (
     LoopWatchdog,
     Snapshot,
     await_chain,
-    frames_of,
     innermost_project_frame,
     leftovers_since,
     thread_stacks,
@@ -248,19 +248,25 @@ class System:
             deadline = loop.call_later(self._timeout, self._on_start_timeout)
         try:
             await self._walk_start()
-        except BaseException:
+        except BaseException as exc:
             if deadline is not None:
                 deadline.cancel()
-            await self._rollback()
-            self._failure = self._failure or (None, ErrorInfo("CancelledError", "the start was cancelled"),
-                                              "start was cancelled")
-            self._finish_failed()
+            if self._failure is None:
+                what = ("the start was cancelled" if isinstance(exc, asyncio.CancelledError)
+                        else f"the start was interrupted by {type(exc).__name__}")
+                self._failure = (None, ErrorInfo(type(exc).__name__, what), what)
+            try:
+                await self._rollback()
+            finally:  # even when the rollback itself is cancelled: never left "starting"
+                self._finish_failed()
             raise
         if deadline is not None:
             deadline.cancel()
         if self._failure is not None:
-            await self._rollback()
-            self._finish_failed()
+            try:
+                await self._rollback()
+            finally:
+                self._finish_failed()
             i, info, message = self._failure
             raise StartupError(message, report=self.report(),
                                component=self._steps[i].name if i is not None else None,
@@ -298,20 +304,31 @@ class System:
             raise UsageError("stop() was called while start() is running; cancel the start instead, "
                              "it rolls back what it started")
         self._lifecycle = "stopping"
-        self._stop_done = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        done = self._stop_done = loop.create_future()
         self.state.status = "stopping"
         self._emit("system.stopping")
         self._resume_watchdog()
-        try:
-            await asyncio.shield(self._walk_stop())
-        finally:
-            self._stop_watchdog()
-            self._lifecycle = "stopped"
-            self.state.status = "stopped"
-            self._stopped_s = self._now()
-            self._collect_leftovers()
-            self._stop_done.set_result(None)
-            self._emit("system.stopped", duration_s=self._stopped_s - (self._started_s or 0.0))
+        # The walk finishes even when this call is cancelled (every stop has its own
+        # timeout); the system is "stopped" only once it has, not when the caller gave up.
+        caller = asyncio.current_task()
+        walk = loop.create_task(self._walk_stop())
+        walk.add_done_callback(lambda task: self._finish_stop(task, done, caller))
+        await asyncio.shield(done)
+
+    def _finish_stop(self, walk: asyncio.Task[None], done: asyncio.Future[None],
+                     caller: asyncio.Task[Any] | None) -> None:
+        self._stop_watchdog()
+        self._lifecycle = "stopped"
+        self.state.status = "stopped"
+        self._stopped_s = self._now()
+        self._collect_leftovers(caller)
+        error = None if walk.cancelled() else walk.exception()
+        if error is not None:
+            done.set_exception(error)
+        else:
+            done.set_result(None)
+        self._emit("system.stopped", duration_s=self._stopped_s - (self._started_s or 0.0))
 
     # -- watchdog ----------------------------------------------------------
     def _start_watchdog(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -386,7 +403,7 @@ class System:
                 if work is None:
                     finished(i)
                     continue
-                task = loop.create_task(cast(Any, work))
+                task = loop.create_task(cast("Any", work))
                 task_node[task] = i
                 running.add(task)
                 self._tasks.add(task)
@@ -439,7 +456,7 @@ class System:
                          lambda: self._failure is not None)
 
     async def _walk_stop(self) -> None:
-        n, out, indeg = self._graph()
+        n, out, _ = self._graph()
         ins: list[list[int]] = [[] for _ in out]
         for i, targets in enumerate(out):
             for j in targets:
@@ -496,12 +513,14 @@ class System:
                 return None
         if step.component.value is not UNSET:
             self._values[i] = step.component.value
+            self._redact.learn(step.component.value)  # a ready settings instance has secrets too
             self._up[i] = True
             cs = self._cstate[i]
             cs.status = "started"
             cs.start_s = self._now()
             cs.duration_s = 0.0
             cs.attempts = 1
+            self._emit("component.started", i, duration_s=0.0, attempt=1)
             return None
         return self._start_step(i, kwargs)
 
@@ -671,10 +690,8 @@ class System:
                 outcome: tuple[bool, Any] = (False, exc)
             else:
                 outcome = (True, result)
-            try:
+            with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits any more
                 loop.call_soon_threadsafe(deliver, *outcome)
-            except RuntimeError:  # the loop is closed: nobody waits any more
-                pass
 
         thread = threading.Thread(target=run, name=f"daybreak:{self._steps[i].name}", daemon=True)
         self._threads[i] = thread
@@ -787,7 +804,8 @@ class System:
             except BaseException as exc:
                 error = self._error_info(exc)
             status = "failed" if error else "passed"
-            self._record_validation(step, "check", pc.check.name, status, time.perf_counter() - t0, error)
+            self._record_validation(step, "check", str(pc.check.name), status,
+                                    time.perf_counter() - t0, error)
             self._emit(f"check.{status}", i, error=str(error) if error else None)
             if error is not None and first is None:
                 first = ErrorInfo(error.type, f"check {pc.check.name!r} failed: {error.message}", error.where)
@@ -805,7 +823,7 @@ class System:
                 continue
             await self._run_checks(step.position)
             for pc in step.checks:
-                results.append(dict(self._validation[(step.name, pc.check.name)]))
+                results.append(dict(self._validation[(step.name, str(pc.check.name))]))
         return results
 
     # -- stopping ----------------------------------------------------------
@@ -888,7 +906,7 @@ class System:
             obj.__exit__(None, None, None)
 
     # -- reporting ---------------------------------------------------------
-    def _collect_leftovers(self) -> None:
+    def _collect_leftovers(self, caller: asyncio.Task[Any] | None = None) -> None:
         if self._snapshot is None:
             return
         codes: dict[CodeType, str] = {}
@@ -896,7 +914,7 @@ class System:
             code = getattr(inspect.unwrap(s.component.factory), "__code__", None)
             if isinstance(code, CodeType):
                 codes.setdefault(code, s.name)
-        current = asyncio.current_task()
+        current = asyncio.current_task() if caller is None else caller
         found = leftovers_since(self._snapshot, loop=self._loop,
                                 exclude_tasks=[t for t in (current,) if t is not None],
                                 codes=codes, task_component=_task_component)
