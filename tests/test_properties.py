@@ -269,6 +269,9 @@ def check_run(spec: Spec, run: Run, report: Any, status: list[str]) -> None:
                 assert type(value).__name__ == f"T{i}"
             else:
                 assert maybe and value is None
+    for j, s in enumerate(status):
+        if s == "skipped":
+            assert ("start", f"n{j}") not in at
     started = [name for kind, name in run.log if kind == "start"]
     assert len(started) == len(set(started))
     assert {name for kind, name in run.log if kind == "stop"} == {

@@ -285,12 +285,9 @@ def sleepers(count: int, seconds: float) -> tuple[Registry, dict[str, int], list
 class TestConcurrency:
     async def test_independent_components_overlap(self) -> None:
         registry, gauge, _ = sleepers(6, 0.1)
-        t0 = time.perf_counter()
-        async with registry.start() as system:
-            elapsed = time.perf_counter() - t0
-        assert gauge["max"] == 6
-        assert elapsed < 0.5  # six times 0.1 s one after another would take 0.6 s
-        assert system.report().to_dict()["duration_s"] < 0.5
+        async with registry.start():
+            pass
+        assert gauge["max"] == 6  # all six were sleeping at the same time
 
     async def test_concurrency_bounds_how_many_start_at_once(self) -> None:
         registry, gauge, _ = sleepers(6, 0.05)
@@ -386,7 +383,6 @@ class TestRetries:
         # 0.04, 0.08, 0.16 s, each with +-25% jitter: doubling, never shorter than 75%
         for k, gap in enumerate(gaps):
             assert gap >= 0.04 * 2**k * 0.75 - 0.005, gaps
-        assert gaps[2] > gaps[0]
         assert [e.attempt for e in events if e.kind == "component.retrying"] == [1, 2, 3]
         message = str(caught.value)
         assert "attempts: 4 (retries=3)" in message
@@ -513,6 +509,54 @@ class TestCriticalFailure:
         assert report.component("stuck")["status"] == "failed"
         assert report.component("stuck")["error"]["type"] == "TimeoutError"
         assert caught.value.where == where("whole-timeout")
+
+    @pytest.mark.parametrize("shape", ["nested await", "task", "gather", "wait_for", "sync in thread"])
+    async def test_hang_where_is_the_innermost_line_through_tasks(self, shape: str) -> None:
+        registry = Registry("app")
+        release = threading.Event()
+
+        async def innermost() -> None:
+            await asyncio.sleep(30)  # at: innermost-hang
+
+        def blocking_helper() -> None:
+            release.wait(10)  # at: innermost-thread-hang
+
+        async def middle() -> None:
+            if shape == "nested await":
+                await innermost()
+            elif shape == "task":
+                await asyncio.create_task(innermost())
+            elif shape == "gather":
+                await asyncio.gather(asyncio.sleep(0), innermost())
+            elif shape == "wait_for":
+                await asyncio.wait_for(innermost(), 20)
+
+        if shape == "sync in thread":
+            @registry.component(timeout=0.2)
+            def connect() -> Database:
+                blocking_helper()
+                return Database()
+        else:
+            @registry.component(timeout=0.2)
+            async def connect() -> Database:
+                await middle()
+                return Database()
+
+        try:
+            with pytest.raises(StartupError) as caught:
+                await registry.start().start()
+        finally:
+            release.set()
+        expected = where("innermost-thread-hang" if shape == "sync in thread" else "innermost-hang")
+        assert caught.value.where == expected
+        hang = caught.value.report.component("connect")["hang"]
+        assert hang["where"] == expected
+        if shape != "sync in thread":
+            frames = [f["where"] for f in hang["tasks"][0]["frames"]]
+            assert expected in frames  # the chain goes all the way down, into asyncio.sleep
+            assert frames[-1].rsplit(":", 1)[0].endswith(os.path.join("asyncio", "tasks.py"))
+        await asyncio.sleep(0)
+        assert not [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
 
     async def test_component_timeout_reports_the_hanging_line(self) -> None:
         registry = Registry("app")
@@ -943,6 +987,53 @@ class TestEdgeFailures:
             held["file"].close()  # type: ignore[attr-defined]
 
 
+class TestLeftoverThreads:
+    async def test_a_thread_with_no_project_code_is_blamed_on_the_step_that_made_it(self) -> None:
+        registry = Registry("app")
+        release = threading.Event()
+
+        @registry.component
+        def worker() -> Worker:
+            # the target is the stdlib's: nothing in its stack says whose it is
+            threading.Thread(target=release.wait, name="forgotten", daemon=True).start()
+            return Worker()
+
+        try:
+            async with registry.start() as system:
+                pass
+            left = system.report().leftovers["threads"]
+            assert [(t["name"], t["component"]) for t in left] == [("forgotten", "worker")]
+        finally:
+            release.set()
+
+    async def test_a_thread_born_while_two_steps_ran_is_not_blamed_on_either(self) -> None:
+        registry = Registry("app")
+        release = threading.Event()
+        born = asyncio.Event()
+        watching = asyncio.Event()
+
+        @registry.component
+        async def spawner() -> Worker:
+            await watching.wait()  # the bystander is starting too
+            threading.Thread(target=release.wait, name="whose", daemon=True).start()
+            born.set()
+            return Worker()
+
+        @registry.component
+        async def bystander() -> Api:
+            watching.set()
+            await born.wait()
+            return Api()
+
+        try:
+            async with registry.start() as system:
+                pass
+            left = system.report().leftovers["threads"]
+            assert [(t["name"], t["component"]) for t in left] == [("whose", None)]
+        finally:
+            release.set()
+
+
 # -- overrides and selection -----------------------------------------------------------------
 
 
@@ -1233,20 +1324,26 @@ class TestLifecycle:
             yield Database()
             log.append("database stopped")
 
+        stopping = asyncio.Event()
+        release = asyncio.Event()
+
         @registry.component
         async def api(d: Database) -> AsyncIterator[Api]:
             yield Api()
-            await asyncio.sleep(0.2)
+            stopping.set()
+            await release.wait()
             log.append("api stopped")
 
         system = registry.start()
         await system.start()
         first = asyncio.create_task(system.stop())
-        await asyncio.sleep(0.05)
+        await stopping.wait()
         first.cancel()
         with pytest.raises(asyncio.CancelledError):
             await first
         assert system.status == "stopping"  # not "stopped": api is still stopping
+        assert log == []
+        release.set()
         await system.stop()  # waits for the stop under way
         assert log == ["api stopped", "database stopped"]
         assert system.status == "stopped"

@@ -2,7 +2,9 @@
 
 Not ``asyncio.to_thread``: the loop's default executor keeps its idle
 threads after the call, and daybreak would rightly report them as left
-behind by the stop. A dedicated thread ends with its call.
+behind by the stop. A dedicated thread ends with its call, and the result
+is delivered only once the thread is gone, so that nothing is left running
+when the caller goes on (to a leak check, say).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ def run_in_thread(fn: Callable[..., T], *args: Any, name: str) -> asyncio.Future
     context = contextvars.copy_context()
 
     def deliver(ok: bool, value: Any) -> None:
+        thread.join()  # it has nothing left to do but exit: this takes microseconds
         if not future.done():
             if ok:
                 future.set_result(value)
@@ -39,5 +42,6 @@ def run_in_thread(fn: Callable[..., T], *args: Any, name: str) -> asyncio.Future
         with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits any more
             loop.call_soon_threadsafe(deliver, *outcome)
 
-    threading.Thread(target=run, name=name, daemon=True).start()
+    thread = threading.Thread(target=run, name=name, daemon=True)
+    thread.start()
     return future

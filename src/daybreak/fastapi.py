@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import inspect
 import ipaddress
 import logging
 import math
@@ -123,8 +124,10 @@ def lifespan(
             liveness probes; ``/health/ready`` turns 200 when it is up. A
             failed start then turns ``/health/ready`` and ``/health/live`` to
             503 and calls ``on_failure``.
-        on_failure: called with the exception when a background start fails;
-            default :func:`request_shutdown` (``SIGTERM`` to this process).
+        on_failure: called with the exception when a background start fails
+            (awaited if it returns an awaitable); default
+            :func:`request_shutdown` (``SIGTERM`` to this process). The
+            redacted message is also kept as ``app.state.daybreak_error``.
 
     The background task belongs to the lifespan: a shutdown that comes
     while it is still starting cancels it (the start rolls back what it
@@ -172,7 +175,9 @@ async def _start_in_background(app: Starlette, system: System, on_failure: Failu
     logger.error("daybreak: %r failed to start in the background; asking the server to shut "
                  "down\n%s", system.name, message)
     try:
-        on_failure(failure)
+        result = on_failure(failure)
+        if inspect.isawaitable(result):
+            await result
     except Exception:
         logger.exception("daybreak: the on_failure hook of %r failed", system.name)
 

@@ -16,6 +16,7 @@ import random
 import threading
 import time
 import warnings
+import weakref
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from types import CodeType, TracebackType
 from typing import Any, Literal, TypeVar, cast, overload
@@ -145,6 +146,9 @@ class System:
                 self._by_type[s.analysis.provides] = s.position
         self._validation: dict[tuple[str, str], dict[str, Any]] = {}
         self._threads: dict[int, threading.Thread] = {}
+        # Threads born while steps were starting: id(thread) -> (the thread, the names
+        # of the steps in progress then). One name means we know whose it is.
+        self._births: dict[int, tuple[weakref.ref[threading.Thread], set[str]]] = {}
         self._redact = Redactor()
         self._lifecycle: Literal["new", "starting", "started", "stopping", "stopped"] = "new"
         self._t0 = 0.0
@@ -532,6 +536,33 @@ class System:
                 self._emit("phase.started", phase=phase)
 
     async def _start_step(self, i: int, kwargs: dict[str, Any]) -> None:
+        # A thread whose stack shows no code of the project (a target such as
+        # ``event.wait``) can still be blamed: on the one step that was starting
+        # when it was born.
+        before = {id(t) for t in threading.enumerate()}
+        try:
+            await self._run_step(i, kwargs)
+        finally:
+            self._note_births(self._steps[i].name, before)
+
+    def _note_births(self, name: str, before: set[int]) -> None:
+        for t in threading.enumerate():
+            if id(t) in before or t.name.startswith(("daybreak:", "daybreak-")):
+                continue
+            born = self._births.get(id(t))
+            if born is None or born[0]() is not t:
+                self._births[id(t)] = (weakref.ref(t), {name})
+            else:
+                born[1].add(name)
+
+    def _owner_of_thread(self, ident: int) -> str | None:
+        thread = next((t for t in threading.enumerate() if t.ident == ident), None)
+        born = self._births.get(id(thread)) if thread is not None else None
+        if born is None or born[0]() is not thread or len(born[1]) != 1:
+            return None
+        return next(iter(born[1]))
+
+    async def _run_step(self, i: int, kwargs: dict[str, Any]) -> None:
         step = self._steps[i]
         c = step.component
         cs = self._cstate[i]
@@ -919,6 +950,9 @@ class System:
                                 exclude_tasks=[t for t in (current,) if t is not None],
                                 codes=codes, task_component=_task_component)
         self._leftovers = found.to_dict()
+        for thread in self._leftovers["threads"]:
+            if thread.get("component") is None:
+                thread["component"] = self._owner_of_thread(thread["ident"])
 
     def report(self) -> StartupReport:
         """The report as of now: a snapshot, safe to call at any time."""
