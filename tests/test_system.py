@@ -1279,6 +1279,42 @@ class TestLifecycle:
         started = next(e for e in events if e.kind == "component.started")
         assert started.system == "events" and started.phase == "one" and started.duration_s is not None
 
+    async def test_each_phase_starts_once_and_in_order(self) -> None:
+        registry = Registry("phases", phases=("one", "two", "three"))
+        events: list[daybreak.Event] = []
+        phases_seen: list[str | None] = []
+        holder: dict[str, System] = {}
+
+        @registry.component(phase="one")
+        async def quick() -> Settings:
+            return Settings()
+
+        @registry.component(phase="one", optional=True)
+        async def late_optional() -> Analytics:
+            await asyncio.sleep(0.1)  # phase two does not wait for an optional step
+            phases_seen.append(holder["system"].state.phase)
+            return Analytics()
+
+        @registry.component(phase="one", optional=True)
+        async def after_late(a: Analytics) -> Mailer:
+            phases_seen.append(holder["system"].state.phase)
+            return Mailer()
+
+        @registry.component(phase="two")
+        async def second(s: Settings) -> Database:
+            return Database()
+
+        @registry.component(phase="three")
+        async def third(d: Database) -> Api:
+            await asyncio.sleep(0.2)
+            return Api()
+
+        holder["system"] = registry.start(listeners=[events.append])
+        async with holder["system"]:
+            pass
+        assert [e.phase for e in events if e.kind == "phase.started"] == ["one", "two", "three"]
+        assert phases_seen == ["three", "three"]  # the live phase never goes back
+
     async def test_cancelling_start_rolls_back_and_reraises(self) -> None:
         registry = Registry("app")
         log: list[str] = []

@@ -87,7 +87,7 @@ def _eval_annotation(text: str, globalns: dict[str, Any]) -> Any:
         code = compile(text, "<annotation>", "eval")
         if len(_COMPILED) < _COMPILED_MAX:
             _COMPILED[text] = code
-    return eval(code, globalns)  # noqa: S307 - annotations are the user's own source
+    return eval(code, globalns)  # annotations are the user's own source
 
 
 def _hints(fn: Callable[..., Any]) -> dict[str, Any]:
@@ -152,7 +152,7 @@ def _split_optional(ann: Any) -> tuple[Any, bool]:
 
 def _unwrap(ann: Any) -> tuple[Any, Enter, bool]:
     """(provided type, context manager to enter, result to await) for a return annotation."""
-    if isinstance(ann, type) and not isinstance(ann, types.GenericAlias):
+    if isinstance(ann, type):  # a plain class (``list[int]`` is no type on 3.11+)
         return ann, "none", False
     origin = typing.get_origin(ann)
     args = typing.get_args(ann)

@@ -61,7 +61,6 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
-from xml.etree import ElementTree as ET
 
 from daybreak._stats import growing_share, theil_sen
 from daybreak.diagnostics._fds import open_fds
@@ -102,6 +101,7 @@ DEFAULT_TRACEBACK_LIMIT = 25
 
 _PERSISTENT_SHARE = 0.75  # of the cycle-to-cycle differences that must grow
 _MAX_SITES = 10
+_ATTRIBUTION_CYCLES = 4  # extra cycles with deep tracebacks that find the sites of a memory leak
 _MAX_OBJECTS = 10
 _SETTLE_POLLS = 50  # ms to wait, at most, for daybreak's worker threads to end after a stop
 _WORKER_PREFIX = "daybreak:"
@@ -200,6 +200,7 @@ class LeakReport:
     seconds_per_cycle: float = 0.0
     traceback_limit: int = DEFAULT_TRACEBACK_LIMIT
     fds_measured: bool = True
+    attribution_cycles: int = 0
 
     @property
     def verdict(self) -> Literal["clean", "leak"]:
@@ -208,10 +209,6 @@ class LeakReport:
     @property
     def leaked(self) -> bool:
         return self.verdict == "leak"
-
-    def __bool__(self) -> bool:
-        """True when clean, so ``assert report`` reads naturally."""
-        return not self.leaked
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -233,6 +230,7 @@ class LeakReport:
             "samples": [s.to_dict() for s in self.samples],
             "seconds_per_cycle": round(self.seconds_per_cycle, 6),
             "traceback_limit": self.traceback_limit,
+            "attribution_cycles": self.attribution_cycles,
             "fds_measured": self.fds_measured,
         }
 
@@ -240,19 +238,21 @@ class LeakReport:
         return json.dumps(self.to_dict(), indent=2)
 
     # -- readable forms -----------------------------------------------------------------------
-    def headline(self, kind: Kind) -> str:
-        """One line on ``kind``: what grew by how much per cycle."""
+    def growth(self, kind: Kind) -> str:
+        """How much ``kind`` grew per cycle, and by which rule it is (or is not) a leak."""
         if kind == "memory":
             grew = round(self.growing_share * self.cycles)
-            return (f"memory grows by {_bytes(self.growth_bytes_per_cycle, signed=True)} per cycle "
+            return (f"{_bytes(self.growth_bytes_per_cycle, signed=True)} per cycle "
                     f"(threshold {_bytes(self.threshold_bytes)}; grew in {grew} of "
                     f"{self.cycles} cycles)")
         if kind == "fds" and not self.fds_measured:
-            return "fds: not measured (no /proc/self/fd on this platform)"
-        n = self.per_cycle.get(kind, 0.0)
-        rule = ("every cycle adds at least one" if self.leaks.get(kind)
-                else "not every cycle adds one")
-        return f"{kind}: {n:+.2f} per cycle ({rule})"
+            return "not measured (no /proc/self/fd on this platform)"
+        text = f"{self.per_cycle.get(kind, 0.0):+.2f} per cycle"
+        return text + (" (every measured cycle added at least one)" if self.leaks.get(kind) else "")
+
+    def headline(self, kind: Kind) -> str:
+        """One line on ``kind``, e.g. ``threads: +1.00 per cycle (...)``."""
+        return f"{kind}: {self.growth(kind)}"
 
     def details(self, kind: Kind) -> list[str]:
         """The lines that explain ``kind``: sites, threads, tasks or descriptors."""
@@ -289,7 +289,7 @@ class LeakReport:
             verdict = "leak" if self.leaks.get(kind) else "clean"
             if kind == "fds" and not self.fds_measured:
                 verdict = "n/a"
-            lines.append(f"  {kind:<8} {status(verdict):<5}  {self.headline(kind)}")
+            lines.append(f"  {kind:<8} {status(verdict)}{' ' * (6 - len(verdict))} {self.growth(kind)}")
             lines.extend(f"             {line}" for line in self.details(kind))
         if self.objects:
             growers = ", ".join(f"{o.type} {o.per_cycle:+.1f}" for o in self.objects[:6])
@@ -301,6 +301,8 @@ class LeakReport:
 
     def to_junit(self) -> str:
         """JUnit XML: one testsuite ``daybreak.leaks``, a testcase per resource kind."""
+        from xml.etree import ElementTree as ET
+
         total_s = self.seconds_per_cycle * (self.cycles + self.warmup)
         suite = ET.Element("testsuite", name="daybreak.leaks", tests=str(len(KINDS)),
                            failures=str(sum(1 for k in KINDS if self.leaks.get(k))), errors="0",
@@ -434,14 +436,17 @@ class _Run:
         self.seconds = array.array("d", bytes(8 * n))
         # Bytes the checker itself keeps (snapshots, counters), subtracted from traced memory.
         self.own = 0
+        self.ours = False  # whether the check started tracemalloc
 
     async def run(self) -> LeakReport:
         loop = asyncio.get_running_loop()
         me = asyncio.current_task()
-        ours = not tracemalloc.is_tracing()
-        if ours:
-            tracemalloc.start(self.traceback_limit)
-        limit = tracemalloc.get_traceback_limit()
+        # Totals need one frame per allocation; 25 frames make every allocation several
+        # times dearer. So the cycles run with one frame, and only when memory leaks do a
+        # few more cycles run with deep tracebacks, to find the sites (_attribute).
+        self.ours = not tracemalloc.is_tracing()
+        if self.ours:
+            tracemalloc.start(1)
         try:
             self._measure(0, loop, me)
             base = self._baseline(loop) if self.warmup == 0 else None
@@ -456,9 +461,12 @@ class _Run:
                 if self.on_cycle is not None:
                     self.on_cycle(k, self.total)
             assert base is not None
-            return self._report(base, loop, me, limit)
+            # Counted here, in a frame that existed at the baseline: the report's own
+            # frames and closures must not look like objects the cycles left.
+            end = _object_counts()
+            return await self._report(base, end, loop, me)
         finally:
-            if ours:
+            if self.ours:
                 tracemalloc.stop()
 
     async def _cycle(self, k: int) -> None:
@@ -492,13 +500,32 @@ class _Run:
 
     def _baseline(self, loop: asyncio.AbstractEventLoop) -> _Baseline:
         before = tracemalloc.get_traced_memory()[0]
-        base = _Baseline(_snapshot(), Snapshot.take(loop), _object_counts())
+        # With a tracemalloc of its own the checker finds sites in extra cycles; with one
+        # it found running, it compares a snapshot taken now with one after the last cycle.
+        memory = None if self.ours else _snapshot()
+        base = _Baseline(memory, Snapshot.take(loop), _object_counts())
         self.own += tracemalloc.get_traced_memory()[0] - before
         return base
 
+    async def _attribute(self, base: _Baseline) -> tuple[tuple[LeakSite, ...], int, int]:
+        """(sites, cycles run for them, traceback limit) of the memory that grew."""
+        if base.memory is not None:
+            return (_sites(base.memory, _snapshot(), self.cycles, self.threshold), 0,
+                    tracemalloc.get_traceback_limit())
+        tracemalloc.stop()
+        tracemalloc.start(self.traceback_limit)
+        extra = min(max(self.cycles, 2), _ATTRIBUTION_CYCLES)
+        gc.collect()
+        before = _snapshot()
+        for k in range(1, extra + 1):
+            await self._cycle(self.total + k)
+            await self._settle()
+        gc.collect()
+        return _sites(before, _snapshot(), extra, self.threshold), extra, self.traceback_limit
+
     # -- the verdict ------------------------------------------------------------------------------
-    def _report(self, base: _Baseline, loop: asyncio.AbstractEventLoop,
-                me: asyncio.Task[Any] | None, limit: int) -> LeakReport:
+    async def _report(self, base: _Baseline, end: Counter[type], loop: asyncio.AbstractEventLoop,
+                      me: asyncio.Task[Any] | None) -> LeakReport:
         w, n = self.warmup, self.cycles
         traced = [float(v) for v in self.traced[w:]]
         slope, share, median_diff = memory_trend(traced)
@@ -511,13 +538,9 @@ class _Run:
         per_cycle = {kind: (counts[-1] - counts[w]) / n
                      for kind, counts in (("threads", self.threads), ("tasks", self.tasks),
                                           ("fds", self.fds))}
-        # Count objects first: the snapshot and leftovers below make objects of their own.
         objects: tuple[LeakedObject, ...] = ()
         if any(leaks.values()):
-            objects = _object_growth(base.objects, _object_counts(), n)
-        sites: tuple[LeakSite, ...] = ()
-        if leaks["memory"]:
-            sites = _sites(base.memory, _snapshot(), n, self.threshold)
+            objects = _object_growth(base.objects, end, n)
         threads: tuple[LeakedWorker, ...] = ()
         tasks: tuple[LeakedWorker, ...] = ()
         fds: tuple[LeakedFd, ...] = ()
@@ -532,6 +555,11 @@ class _Run:
                 tasks = _group_workers(found.tasks, n)
             if leaks["fds"]:
                 fds = _group_fds(found.fds, n)
+        # Last: finding the sites may run more cycles, which add to the leaks counted above.
+        sites: tuple[LeakSite, ...] = ()
+        extra, limit = 0, tracemalloc.get_traceback_limit()
+        if leaks["memory"]:
+            sites, extra, limit = await self._attribute(base)
         samples = tuple(Sample(k, self.traced[k], self.threads[k], self.tasks[k], self.fds[k],
                                warmup=k < w)
                         for k in range(self.total + 1))
@@ -542,13 +570,13 @@ class _Run:
             leaks=leaks, per_cycle=per_cycle, sites=sites, threads=threads, tasks=tasks, fds=fds,
             objects=objects, samples=samples,
             seconds_per_cycle=sum(spent) / len(spent) if spent else 0.0,
-            traceback_limit=limit, fds_measured=self.fds[0] > 0,
+            traceback_limit=limit, fds_measured=self.fds[0] > 0, attribution_cycles=extra,
         )
 
 
 @dataclass(frozen=True)
 class _Baseline:
-    memory: tracemalloc.Snapshot
+    memory: tracemalloc.Snapshot | None
     resources: Snapshot
     objects: Counter[type] = field(repr=False)
 

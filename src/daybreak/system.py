@@ -149,6 +149,7 @@ class System:
         # Threads born while steps were starting: id(thread) -> (the thread, the names
         # of the steps in progress then). One name means we know whose it is.
         self._births: dict[int, tuple[weakref.ref[threading.Thread], set[str]]] = {}
+        self._phase_index = -1  # the latest phase that has started
         self._redact = Redactor()
         self._lifecycle: Literal["new", "starting", "started", "stopping", "stopped"] = "new"
         self._t0 = 0.0
@@ -529,11 +530,13 @@ class System:
         return self._start_step(i, kwargs)
 
     def _update_phase(self, step: Step) -> None:
-        if self.plan.phases:
+        # Only forward: an optional step of an earlier phase may start after the
+        # next phase has begun, and that phase has not started again.
+        if self.plan.phases and step.phase_index > self._phase_index:
+            self._phase_index = step.phase_index
             phase = self.plan.phases[step.phase_index]
-            if phase != self.state.phase:
-                self.state.phase = phase
-                self._emit("phase.started", phase=phase)
+            self.state.phase = phase
+            self._emit("phase.started", phase=phase)
 
     async def _start_step(self, i: int, kwargs: dict[str, Any]) -> None:
         # A thread whose stack shows no code of the project (a target such as
