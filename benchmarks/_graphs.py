@@ -38,7 +38,7 @@ def factories(types: list[type], deps: list[list[int]], *, sleeps: list[float] |
             lines.append(f"async def c{i}({params}) -> T{i}:\n{body}    return T{i}()\n")
         else:
             lines.append(f"def c{i}({params}) -> T{i}:\n    return T{i}()\n")
-    exec(compile("\n".join(lines), "<bench-factories>", "exec"), namespace)  # noqa: S102
+    exec(compile("\n".join(lines), "<bench-factories>", "exec"), namespace)
     return [namespace[f"c{i}"] for i in range(len(deps))]
 
 

@@ -161,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--max-cycles", type=int, default=12)
-    parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--warmup", type=int, default=3, help="warm-up cycles (default 3, as check())")
     args = parser.parse_args(argv)
     print(f"daybreak leak checker, Python {sys.version.split()[0]}, "
           f"detection: all of {args.repeat} checks, warm-up {args.warmup}")

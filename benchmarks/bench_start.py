@@ -25,9 +25,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _graphs import critical_path, factories, make_types, random_dag  # noqa: E402
+from _graphs import critical_path, factories, make_types, random_dag
 
-from daybreak import Registry  # noqa: E402
+from daybreak import Registry
 
 
 def build_daybreak(types: list[type], deps: list[list[int]], sleeps: list[float] | None = None) -> Registry:
@@ -102,10 +102,8 @@ def main() -> None:
         gc.collect()
         stack_s.append(asyncio.run(run_exit_stack(types, deps, None))[1])
         gc.collect()
-        try:
+        with contextlib.suppress(ImportError):  # dishka is a dev extra
             dishka_s.append(asyncio.run(run_dishka(types, deps)))
-        except ImportError:
-            pass
     per = best(daybreak_s) / n * 1e6
     print(f"   daybreak        {per:8.1f} µs/component  (best of {args.repeat})")
     print(f"   AsyncExitStack  {best(stack_s) / n * 1e6:8.1f} µs/component  (sequential, no graph, no timeouts)")
@@ -131,7 +129,8 @@ def main() -> None:
     sequential = statistics.median(seq)
     print(f"   critical path   {floor * 1e3:8.1f} ms")
     print(f"   daybreak start  {start * 1e3:8.1f} ms = {start / floor:.3f} x critical path  (target <= 1.10)")
-    print(f"   sequential      {sequential * 1e3:8.1f} ms (AsyncExitStack) -> daybreak is {sequential / start:.1f}x faster")
+    print(f"   sequential      {sequential * 1e3:8.1f} ms (AsyncExitStack) -> "
+          f"daybreak is {sequential / start:.1f}x faster")
 
 
 if __name__ == "__main__":

@@ -139,6 +139,14 @@ def parse(page: str) -> ET.Element:
     return ET.fromstring(page)
 
 
+def drawn(start: dict[str, Any]) -> dict[str, str]:
+    """What the timeline draws: every component, and every validator that ran."""
+    rows = {c["name"]: c["status"] for c in start["components"]}
+    rows.update({v["name"]: v["status"] for v in start["validation"]
+                 if v["kind"] == "validator" and v.get("start_s") is not None})
+    return rows
+
+
 def by_id(root: ET.Element, ident: str) -> ET.Element | None:
     return next((e for e in root.iter() if e.get("id") == ident), None)
 
@@ -173,8 +181,9 @@ class TestStructure:
         timeline = by_id(root, "timeline")
         assert timeline is not None and timeline.tag == "svg"
         bars = {g.get("data-component"): g.get("data-status") for g in with_class(timeline, "bar")}
-        expected = {c["name"]: c["status"] for c in real_doc["start"]["components"]}
+        expected = drawn(real_doc["start"])
         assert bars == expected
+        assert bars["chat_round_trip"] == "passed"  # validators get a bar of their own
         assert bars["cache"] == "failed"
         assert bars["mailer"] == "disabled"
         assert bars["search"] == "skipped"
@@ -207,7 +216,7 @@ class TestStructure:
         assert len(path) >= 3
         timeline, graph = by_id(root, "timeline"), by_id(root, "graph")
         assert timeline is not None and graph is not None
-        components = {c["name"] for c in real_doc["start"]["components"]}
+        components = set(drawn(real_doc["start"]))
         marked = {g.get("data-component") for g in with_class(timeline, "bar")
                   if g.get("data-critical-path") == "true"}
         assert marked == set(path) & components
@@ -531,7 +540,7 @@ def test_chromium_renders_the_report(tmp_path: Path, real_doc: dict[str, Any]) -
     scan.feed(dom.stdout)
     assert "#timeline" in scan.found and "#graph" in scan.found and "#failures" in scan.found
     bars = {a.get("data-component"): a.get("data-status") for a in scan.found.get("bar", [])}
-    assert bars == {c["name"]: c["status"] for c in real_doc["start"]["components"]}
+    assert bars == drawn(real_doc["start"])
     nodes = {a.get("data-component") for a in scan.found.get("node", [])}
     assert nodes == {c["name"] for c in real_doc["plan"]["components"]}
     assert "script" not in set(scan.found)  # nothing became a tag

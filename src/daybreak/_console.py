@@ -123,8 +123,10 @@ def timeline(report: Mapping[str, Any], style: Style, width: int = 40) -> str:
     rows = report["components"]
     total = max([(r["start_s"] or 0) + (r["duration_s"] or 0) for r in rows] + [1e-9])
     on_path = set(report["critical_path"])
-    lines = [f"{style.bold(report['name'])} {style.status(report['status'])} in "
-             f"{(report['duration_s'] or 0):.3f}s (critical path {report['critical_path_s']:.3f}s)"]
+    outcome = report.get("start_status") or report["status"]
+    now = f", now {style.status(report['status'])}" if report["status"] != outcome else ""
+    lines = [f"{style.bold(report['name'])} {style.status(outcome)} in "
+             f"{(report['duration_s'] or 0):.3f}s (critical path {report['critical_path_s']:.3f}s){now}"]
     phase = object()
     for r in rows:
         if r["phase"] != phase and r["phase"] is not None:

@@ -27,6 +27,8 @@ _SECRET_PAIR = re.compile(
     re.IGNORECASE,
 )
 _MIN_SECRET_LEN = 4
+# Shell variables whose names only look secret: PWD is the working directory.
+_NOT_SECRET_ENV = frozenset({"PWD", "OLDPWD"})
 
 
 def looks_secret(name: str) -> bool:
@@ -63,7 +65,7 @@ class Redactor:
 
     def learn_environment(self, environ: Mapping[str, str] | None = None) -> None:
         env = os.environ if environ is None else environ
-        self.add_values(secrets_in_pairs(env.items()))
+        self.add_values(secrets_in_pairs((k, v) for k, v in env.items() if k not in _NOT_SECRET_ENV))
 
     def learn(self, obj: object) -> None:
         """Remember the secret-looking fields of a settings-like object."""

@@ -58,7 +58,7 @@ async def _start_and_stop(args: argparse.Namespace, registry: Registry) -> tuple
     else:
         await system.stop()
     report = system.report().to_dict()
-    if report["status"] == "degraded" and args.strict:
+    if report["start_status"] == "degraded" and args.strict:
         code = EXIT_FAILED
     if any(report["leftovers"].values()):
         code = EXIT_FAILED

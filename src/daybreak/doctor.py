@@ -86,7 +86,7 @@ def diagnose(spec: str, *, timeout: float = 120.0, import_timeout: float = 10.0,
     if start["status"] == "failed" or start.get("error"):
         failures.append("start: " + (start["error"]["message"].splitlines()[0] if start.get("error")
                                      else "failed"))
-    elif start["status"] == "degraded" and strict:
+    elif start["start_status"] == "degraded" and strict:
         failures.append("start: degraded (--strict)")
     if any(start["leftovers"].values()):
         failures.append("stop: left threads, tasks or file descriptors behind")

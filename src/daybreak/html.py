@@ -457,6 +457,8 @@ def _big_badge(status: object, label: str | None = None) -> str:
 
 def _outcome(start: Mapping[str, Any]) -> str:
     """How the start ended, for a report taken after stop (status ``stopped``)."""
+    if start.get("start_status"):
+        return _text(start.get("start_status"))
     status = _text(start.get("status"))
     if status not in ("stopped", "stopping") or start.get("error"):
         return status

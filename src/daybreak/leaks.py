@@ -469,7 +469,7 @@ class _Run:
             if self.ours:
                 tracemalloc.stop()
 
-    async def _cycle(self, k: int) -> None:
+    async def _cycle(self, k: int, extra: int = 0) -> None:
         from daybreak.errors import StartupError
 
         try:
@@ -479,7 +479,8 @@ class _Run:
                     await self.exercise(system)
                 await asyncio.sleep(self.hold)
         except StartupError as exc:
-            exc.add_note(f"daybreak.leaks: the start failed in cycle {k} of {self.total}")
+            total = f"{self.total} + {extra} to find allocation sites" if extra else self.total
+            exc.add_note(f"daybreak.leaks: the start failed in cycle {k} of {total}")
             raise
 
     async def _settle(self) -> None:
@@ -504,6 +505,7 @@ class _Run:
         # it found running, it compares a snapshot taken now with one after the last cycle.
         memory = None if self.ours else _snapshot()
         base = _Baseline(memory, Snapshot.take(loop), _object_counts())
+        gc.collect()  # the garbage it made goes now, not during the next cycle
         self.own += tracemalloc.get_traced_memory()[0] - before
         return base
 
@@ -518,7 +520,7 @@ class _Run:
         gc.collect()
         before = _snapshot()
         for k in range(1, extra + 1):
-            await self._cycle(self.total + k)
+            await self._cycle(self.total + k, extra)
             await self._settle()
         gc.collect()
         return _sites(before, _snapshot(), extra, self.threshold), extra, self.traceback_limit

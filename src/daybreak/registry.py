@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 __all__ = ["Check", "Component", "Registry"]
 
 F = TypeVar("F", bound=Callable[..., Any])
+C = TypeVar("C", bound=Callable[..., Any])  # a check: its signature is its own, not the factory's
 Kind = Literal["component", "validator"]
 
 
@@ -114,10 +115,11 @@ class Component(Generic[F]):
         return not self.optional
 
     @overload
-    def check(self, fn: F, /) -> F: ...
+    def check(self, fn: C, /, *, timeout: float | None = DEFAULT_CHECK_TIMEOUT,
+              name: str | None = None) -> C: ...
     @overload
     def check(self, fn: None = None, /, *, timeout: float | None = DEFAULT_CHECK_TIMEOUT,
-              name: str | None = None) -> Callable[[F], F]: ...
+              name: str | None = None) -> Callable[[C], C]: ...
     def check(self, fn: Any = None, /, *, timeout: float | None = DEFAULT_CHECK_TIMEOUT,
               name: str | None = None) -> Any:
         """Declare a health check: ``@component.check`` or ``@component.check(timeout=2)``.
@@ -126,7 +128,7 @@ class Component(Generic[F]):
         and what the component depends on.
         """
 
-        def register(f: F) -> F:
+        def register(f: C) -> C:
             self.checks.append(Check(f, self, name=name, timeout=timeout))
             return f
 
@@ -223,7 +225,7 @@ class Registry:
         return component
 
     @overload
-    def component(self, factory: F, /) -> Component[F]: ...
+    def component(self, factory: F, /, **options: Any) -> Component[F]: ...
     @overload
     def component(self, factory: None = None, /, **options: Any) -> Callable[[F], Component[F]]: ...
     def component(self, factory: Any = None, /, **options: Any) -> Any:
@@ -264,7 +266,9 @@ class Registry:
                                         provides=typ, tags=tags, blocking=False, value=obj))
 
     @overload
-    def validator(self, fn: F, /) -> Component[F]: ...
+    def validator(self, fn: F, /, *, phase: str | None = None, optional: bool = False,
+                  timeout: float | _Unset | None = UNSET, name: str | None = None,
+                  tags: Iterable[str] = ()) -> Component[F]: ...
     @overload
     def validator(self, fn: None = None, /, *, phase: str | None = None, optional: bool = False,
                   timeout: float | _Unset | None = UNSET, name: str | None = None,

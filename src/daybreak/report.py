@@ -50,11 +50,14 @@ class StartupReport:
     leftovers: dict[str, list[dict[str, Any]]] = field(
         default_factory=lambda: {"threads": [], "tasks": [], "fds": []})
     error: ErrorInfo | None = None
+    start_status: str | None = None  # ready, degraded or failed once the start finished
+
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "name": self.name,
             "status": self.status,
+            "start_status": self.start_status,
             "duration_s": _round(self.duration_s),
             "critical_path_s": _round(self.critical_path_s),
             "critical_path": list(self.critical_path),
@@ -81,4 +84,5 @@ class StartupReport:
 
     @property
     def ok(self) -> bool:
-        return self.status in ("ready", "degraded", "stopped") and self.error is None
+        """The start succeeded (ready or degraded), whatever happened since."""
+        return self.start_status in ("ready", "degraded")

@@ -146,6 +146,7 @@ class System:
                 self._by_type[s.analysis.provides] = s.position
         self._validation: dict[tuple[str, str], dict[str, Any]] = {}
         self._threads: dict[int, threading.Thread] = {}
+        self._finishing: set[threading.Thread] = set()
         # Threads born while steps were starting: id(thread) -> (the thread, the names
         # of the steps in progress then). One name means we know whose it is.
         self._births: dict[int, tuple[weakref.ref[threading.Thread], set[str]]] = {}
@@ -154,6 +155,8 @@ class System:
         self._lifecycle: Literal["new", "starting", "started", "stopping", "stopped"] = "new"
         self._t0 = 0.0
         self._started_s: float | None = None
+        # How the start ended (ready, degraded, failed): the report keeps it after the stop.
+        self._start_status: SystemStatus | None = None
         self._stopped_s: float | None = None
         self._watchdog: LoopWatchdog | None = None
         self._snapshot: Snapshot | None = None
@@ -280,13 +283,13 @@ class System:
         self._pause_watchdog()
         degraded = any(cs.status in ("failed", "skipped") and not self._by_config[i]
                        for i, cs in enumerate(self._cstate))
-        self.state.status = "degraded" if degraded else "ready"
+        self.state.status = self._start_status = "degraded" if degraded else "ready"
         self.state.phase = None
         self._lifecycle = "started"
         self._emit(f"system.{self.state.status}", duration_s=self._started_s)
 
     def _finish_failed(self) -> None:
-        self.state.status = "failed"
+        self.state.status = self._start_status = "failed"
         self.state.error = self._failure[1] if self._failure else None
         self._lifecycle = "stopped"
         self._stopped_s = self._now()
@@ -724,6 +727,7 @@ class System:
                 outcome: tuple[bool, Any] = (False, exc)
             else:
                 outcome = (True, result)
+            self._finishing.add(threading.current_thread())
             with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits any more
                 loop.call_soon_threadsafe(deliver, *outcome)
 
@@ -801,10 +805,14 @@ class System:
 
     # -- checks and validators --------------------------------------------
     def _record_validation(self, step: Step, kind: str, name: str, status: str, duration: float,
-                           error: ErrorInfo | None, reason: str | None = None) -> None:
+                           error: ErrorInfo | None, reason: str | None = None,
+                           start_s: float | None = None) -> None:
+        if start_s is None and kind == "validator":
+            start_s = self._cstate[step.position].start_s
         self._validation[(step.name, name)] = {
             "name": name, "kind": kind, "component": step.name if kind == "check" else None,
-            "status": status, "duration_s": round(duration, 6),
+            "phase": self.plan.phases[step.phase_index] if self.plan.phases else None,
+            "status": status, "start_s": _r(start_s), "duration_s": round(duration, 6),
             "error": error.to_dict() if error else None, "reason": reason,
         }
 
@@ -839,7 +847,7 @@ class System:
                 error = self._error_info(exc)
             status = "failed" if error else "passed"
             self._record_validation(step, "check", str(pc.check.name), status,
-                                    time.perf_counter() - t0, error)
+                                    time.perf_counter() - t0, error, start_s=t0 - self._t0)
             self._emit(f"check.{status}", i, error=str(error) if error else None)
             if error is not None and first is None:
                 first = ErrorInfo(error.type, f"check {pc.check.name!r} failed: {error.message}", error.where)
@@ -943,6 +951,11 @@ class System:
     def _collect_leftovers(self, caller: asyncio.Task[Any] | None = None) -> None:
         if self._snapshot is None:
             return
+        # A worker that has handed over its result is about to end: wait for
+        # that, or the leftovers would race with its last instructions.
+        for worker in self._finishing:
+            worker.join(1.0)
+        self._finishing.clear()
         codes: dict[CodeType, str] = {}
         for s in self._steps:
             code = getattr(inspect.unwrap(s.component.factory), "__code__", None)
@@ -990,7 +1003,8 @@ class System:
         for s, cs in zip(self._steps, self._cstate, strict=True):
             if s.component.kind == "validator" and (s.name, s.name) not in self._validation:
                 validation.append({"name": s.name, "kind": "validator", "component": None,
-                                   "status": cs.status if cs.status != "skipped" else "skipped",
+                                   "phase": plan.phases[s.phase_index] if plan.phases else None,
+                                   "status": cs.status, "start_s": _r(cs.start_s),
                                    "duration_s": _r(cs.duration_s), "error": None, "reason": cs.reason})
         blocks = [b.to_dict() for b in self._watchdog.blocks] if self._watchdog else []
         for b in blocks:
@@ -1000,6 +1014,7 @@ class System:
         return StartupReport(
             name=self.name,
             status=self.state.status,
+            start_status=self._start_status,
             duration_s=duration,
             critical_path_s=path_s,
             critical_path=path,
