@@ -304,7 +304,8 @@ class TestStructure:
         for needle in ("socket.connect", "app/db.py:12", "app.search", "app/search.py:3",
                        "app.models", "app.routes", "dirty"):
             assert needle in text
-        assert "leaks: resources grow" in text_of(by_id(root, "summary") or root)
+        summary = by_id(root, "summary")
+        assert "leaks: resources grow" in text_of(summary if summary is not None else root)
 
 
 class TestEscaping:

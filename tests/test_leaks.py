@@ -328,11 +328,11 @@ def test_junit_has_a_testcase_per_kind_and_fails_the_leaking_one(leaky: Loader, 
 def test_tracemalloc_is_left_as_it_was_found() -> None:
     registry = Registry("empty")
     assert not tracemalloc.is_tracing()
-    check(registry, cycles=2, warmup=0)
+    check(registry, cycles=3, warmup=0)
     assert not tracemalloc.is_tracing()
     tracemalloc.start(3)
     try:
-        report = check(registry, cycles=2, warmup=0)
+        report = check(registry, cycles=3, warmup=0)
         assert tracemalloc.is_tracing() and tracemalloc.get_traceback_limit() == 3
         assert report.traceback_limit == 3
     finally:
@@ -345,7 +345,7 @@ async def test_check_inside_a_running_loop_says_to_await_acheck() -> None:
 
 
 @pytest.mark.parametrize(("options", "message"), [
-    ({"cycles": 0}, "cycles=0"),
+    ({"cycles": 2}, r"cycles=2; expected an int >= 3"),
     ({"warmup": -1}, "warmup=-1"),
     ({"threshold": -5}, "threshold=-5"),
     ({"traceback_limit": 0}, "traceback_limit=0"),
@@ -388,9 +388,9 @@ def test_exercise_and_overrides_run_in_every_cycle() -> None:
     async def exercise(system: object) -> None:
         seen.append(type(system[Db]))  # type: ignore[index]
 
-    report = check(registry, cycles=2, warmup=1, overrides={Db: FakeDb()}, exercise=exercise)
+    report = check(registry, cycles=3, warmup=1, overrides={Db: FakeDb()}, exercise=exercise)
     assert report.verdict == "clean"
-    assert seen == [FakeDb, FakeDb, FakeDb]
+    assert seen == [FakeDb] * 4
 
 
 # -- daybreak.testing ---------------------------------------------------------------------------
@@ -456,17 +456,17 @@ def test_cli_failed_start_exits_1(tmp_path: Path, capsys: Capture) -> None:
         "@registry.component\n"
         "async def db() -> Db:\n"
         "    raise ConnectionRefusedError('no database')\n", encoding="utf-8")
-    code = main(["leaks", f"{target}:registry", "--cycles", "1", "--warmup", "0"])
+    code = main(["leaks", f"{target}:registry", "--cycles", "3", "--warmup", "0"])
     err = capsys.readouterr().err
     assert code == 1
-    assert "cycle 1 of 1" in err
+    assert "cycle 1 of 3" in err
 
 
-def test_cli_refuses_zero_cycles(capsys: Capture) -> None:
+def test_cli_refuses_fewer_than_three_cycles(capsys: Capture) -> None:
     with pytest.raises(SystemExit) as caught:
-        main(["leaks", spec("clean_service"), "--cycles", "0"])
+        main(["leaks", spec("clean_service"), "--cycles", "2"])
     assert caught.value.code == 2
-    assert "expected an integer >= 1" in capsys.readouterr().err
+    assert "expected an integer >= 3" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(("text", "size"), [("1024", 1024), ("64KiB", 65536), ("1k", 1024),

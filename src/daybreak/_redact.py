@@ -49,11 +49,14 @@ class Redactor:
     hidden too.
     """
 
-    __slots__ = ("_pattern", "_values")
+    __slots__ = ("_pattern", "_pending", "_values")
 
     def __init__(self, values: Iterable[str] = ()) -> None:
         self._values: set[str] = set()
         self._pattern: re.Pattern[str] | None = None
+        # Objects are read only when something is redacted: most starts redact
+        # nothing, and reading every instance would slow every start.
+        self._pending: list[object] = []
         self.add_values(values)
 
     def add_values(self, values: Iterable[str]) -> None:
@@ -69,9 +72,13 @@ class Redactor:
 
     def learn(self, obj: object) -> None:
         """Remember the secret-looking fields of a settings-like object."""
-        self.add_values(secrets_in_pairs(_fields(obj)))
+        self._pending.append(obj)
 
     def __call__(self, text: str) -> str:
+        if self._pending:
+            pending, self._pending = self._pending, []
+            for obj in pending:
+                self.add_values(secrets_in_pairs(_fields(obj)))
         if self._pattern is not None:
             text = self._pattern.sub(REDACTED, text)
         return _redact_patterns(text)

@@ -25,18 +25,28 @@ How the verdict avoids false alarms:
   ``threshold`` *and* the growth is persistent: at least 75% of the
   cycle-to-cycle differences grow, and the median difference is at least half
   the threshold (one step, such as a lazy import in cycle 5 on top of a steady
-  drift of a few bytes, is not a leak). What the checker itself keeps
-  (snapshots, counters) is measured as it is taken and subtracted.
+  drift of a few bytes, is not a leak).
 - **Counted resources** (threads, tasks, fds) leak when every measured cycle
   adds at least one: CPython's rule for hunting reference leaks.
+- **At least three measured cycles** (``MIN_CYCLES``): one or two differences
+  cannot tell a trend from a one-time step.
+- **Measuring changes nothing it measures.** Per-cycle numbers go to
+  preallocated arrays; what the checker keeps (the baseline's snapshot and
+  counters) is measured between two ``gc.collect()`` calls and subtracted.
 
-Attribution: the tracemalloc snapshot taken after the warm-up is compared with
-one taken after the last cycle, grouped by traceback. Each traceback is cut
-where the project's code was called from (daybreak's own frames, or the event
-loop running a callback); the site is the innermost frame of the project's
-code in what is left (see :func:`daybreak.diagnostics.innermost_project_frame`).
-Threads and tasks that appeared after the warm-up are named by where they are
-stuck, and by their component when it can be told.
+Attribution: the cycles run with one frame per traced allocation (enough for
+the totals; 25 frames make every allocation several times dearer). When memory
+leaks, a few more cycles (``_ATTRIBUTION_CYCLES``) run with ``traceback_limit``
+frames, and a snapshot taken before them is compared with one taken after,
+grouped by traceback. (If tracemalloc was already running, it is left as it is
+and the snapshot taken after the warm-up is compared with one after the last
+cycle.) Each traceback is cut where the project's code was called from:
+daybreak's own frames, or the event loop dispatching a callback. The site is
+the innermost frame of the project's code in what is left (see
+:func:`daybreak.diagnostics.innermost_project_frame`); failing that, of a
+library; failing that, the allocation itself, marked ``internal``. Threads and
+tasks that appeared after the warm-up are named by where they are stuck, and by
+their component when it can be told.
 """
 
 from __future__ import annotations
@@ -75,6 +85,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "KINDS",
+    "MIN_CYCLES",
+    "Kind",
     "LeakReport",
     "LeakSite",
     "LeakedFd",
@@ -95,6 +107,10 @@ Kind = Literal["memory", "threads", "tasks", "fds"]
 KINDS: tuple[Kind, ...] = ("memory", "threads", "tasks", "fds")
 
 DEFAULT_CYCLES = 20
+# One or two differences cannot tell a trend from a one-time step (a thread pool
+# adding a worker, a cache filling late): with fewer than three measured cycles a
+# clean service is called leaky a few times in a hundred; with three, never in our runs.
+MIN_CYCLES = 3
 DEFAULT_WARMUP = 3
 DEFAULT_THRESHOLD = 1024
 DEFAULT_TRACEBACK_LIMIT = 25
@@ -345,7 +361,7 @@ def check(
 
     Args:
         registry: the registry to check.
-        cycles: measured cycles, after the warm-up.
+        cycles: measured cycles, after the warm-up; at least ``MIN_CYCLES`` (3).
         warmup: cycles run first and not measured (caches, lazy imports, pools fill).
         overrides: passed to every ``registry.start()``.
         threshold: memory growth per cycle, in bytes, above which growth may be a leak.
@@ -392,7 +408,7 @@ async def acheck(
     if not isinstance(registry, Registry):
         raise TypeError(f"daybreak.leaks: expected a daybreak.Registry, got {type(registry).__name__}; "
                         "pass the registry, not a started system")
-    _need_int("cycles", cycles, 1)
+    _need_int("cycles", cycles, MIN_CYCLES)
     _need_int("warmup", warmup, 0)
     _need_int("traceback_limit", traceback_limit, 1)
     if isinstance(threshold, bool) or not isinstance(threshold, int | float) or not threshold >= 0:
@@ -500,12 +516,15 @@ class _Run:
         self.fds[k] = len(open_fds())
 
     def _baseline(self, loop: asyncio.AbstractEventLoop) -> _Baseline:
+        # What it keeps is measured between two collections, so garbage made before
+        # (by _measure) or during (by what follows) is not taken for what it keeps.
+        gc.collect()
         before = tracemalloc.get_traced_memory()[0]
         # With a tracemalloc of its own the checker finds sites in extra cycles; with one
         # it found running, it compares a snapshot taken now with one after the last cycle.
         memory = None if self.ours else _snapshot()
         base = _Baseline(memory, Snapshot.take(loop), _object_counts())
-        gc.collect()  # the garbage it made goes now, not during the next cycle
+        gc.collect()
         self.own += tracemalloc.get_traced_memory()[0] - before
         return base
 
@@ -516,7 +535,7 @@ class _Run:
                     tracemalloc.get_traceback_limit())
         tracemalloc.stop()
         tracemalloc.start(self.traceback_limit)
-        extra = min(max(self.cycles, 2), _ATTRIBUTION_CYCLES)
+        extra = min(self.cycles, _ATTRIBUTION_CYCLES)
         gc.collect()
         before = _snapshot()
         for k in range(1, extra + 1):
@@ -809,7 +828,7 @@ def parse_size(text: str) -> float:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("target", metavar="TARGET",
                         help="module:attribute or path/to/file.py:attribute naming a Registry")
-    parser.add_argument("--cycles", type=_count(1), default=DEFAULT_CYCLES, metavar="N",
+    parser.add_argument("--cycles", type=_count(MIN_CYCLES), default=DEFAULT_CYCLES, metavar="N",
                         help=f"measured start/stop cycles after the warm-up (default {DEFAULT_CYCLES})")
     parser.add_argument("--warmup", type=_count(0), default=DEFAULT_WARMUP, metavar="N",
                         help=f"cycles run first and not measured (default {DEFAULT_WARMUP})")

@@ -10,8 +10,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import functools
 import heapq
 import inspect
+import logging
 import random
 import threading
 import time
@@ -150,6 +152,8 @@ class System:
         # Threads born while steps were starting: id(thread) -> (the thread, the names
         # of the steps in progress then). One name means we know whose it is.
         self._births: dict[int, tuple[weakref.ref[threading.Thread], set[str]]] = {}
+        self._running: set[str] = set()  # the steps starting right now
+        self._thread_count = 0
         self._phase_index = -1  # the latest phase that has started
         self._redact = Redactor()
         self._lifecycle: Literal["new", "starting", "started", "stopping", "stopped"] = "new"
@@ -166,6 +170,15 @@ class System:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop_done: asyncio.Future[None] | None = None
         self._emit_on = bool(self._listeners)
+        self._log_level: int | None = logger.getEffectiveLevel()
+        # Per step: (parameter, position of its provider, takes ``T | None``).
+        self._inputs: list[tuple[tuple[str, int, bool], ...]] = [
+            tuple((d.parameter, plan.step(d.provider).position, d.optional)
+                  for d in s.dependencies if d.provider is not None)
+            for s in self._steps]
+        self._edges: tuple[int, list[list[int]], list[int]] | None = None
+        self._reverse: list[list[int]] | None = None
+        self._deadlines: _Deadlines | None = None
 
     # -- access ------------------------------------------------------------
     @overload
@@ -224,7 +237,7 @@ class System:
         return time.perf_counter() - self._t0
 
     def _emit(self, kind: str, i: int | None = None, **fields: Any) -> None:
-        if not self._emit_on and not logger.isEnabledFor(level_of(kind)):
+        if not self._emit_on and (self._log_level is None or level_of(kind) < self._log_level):
             return
         step = self._steps[i] if i is not None else None
         phase = None
@@ -248,6 +261,10 @@ class System:
         self._t0 = time.perf_counter()
         self._redact.learn_environment()
         self._snapshot = Snapshot.take(loop)
+        self._births = {id(t): (weakref.ref(t), set()) for t in threading.enumerate()}
+        self._thread_count = threading.active_count()
+        # Logging levels are read once: per event they would cost more than the step.
+        self._log_level = logger.getEffectiveLevel() if logger.isEnabledFor(logging.CRITICAL) else None
         self.state.status = "starting"
         self._emit("system.starting")
         self._start_watchdog(loop)
@@ -430,13 +447,29 @@ class System:
 
     def _graph(self) -> tuple[int, list[list[int]], list[int]]:
         """Edges in start direction over steps and gates: (n, out, indegree)."""
+        if self._edges is None:
+            self._edges = self._build_graph()
+        return self._edges
+
+    def _reverse_graph(self) -> list[list[int]]:
+        """For each node, the nodes with an edge to it: what it stops after."""
+        if self._reverse is None:
+            _, out, _ = self._graph()
+            ins: list[list[int]] = [[] for _ in out]
+            for i, targets in enumerate(out):
+                for j in targets:
+                    ins[j].append(i)
+            self._reverse = ins
+        return self._reverse
+
+    def _build_graph(self) -> tuple[int, list[list[int]], list[int]]:
         n = len(self._steps)
         gates = self.plan.gate_count
         out: list[list[int]] = [[] for _ in range(n + gates)]
         indeg = [0] * (n + gates)
         for s in self._steps:
-            for p in dict.fromkeys(d.provider for d in s.dependencies if d.provider is not None):
-                out[self.plan.step(p).position].append(s.position)
+            for j in dict.fromkeys(j for _, j, _ in self._inputs[s.position]):
+                out[j].append(s.position)
                 indeg[s.position] += 1
             if s.gate >= 0:
                 out[n + s.gate].append(s.position)
@@ -465,10 +498,7 @@ class System:
 
     async def _walk_stop(self) -> None:
         n, out, _ = self._graph()
-        ins: list[list[int]] = [[] for _ in out]
-        for i, targets in enumerate(out):
-            for j in targets:
-                ins[j].append(i)
+        ins = self._reverse_graph()
 
         def run(i: int) -> Awaitable[None] | None:
             if i >= n or self._stoppers[i] is None:
@@ -500,14 +530,11 @@ class System:
         """Decide a ready step: skip it, or return the coroutine that starts it."""
         step = self._steps[i]
         kwargs: dict[str, Any] = {}
-        for d in step.dependencies:
-            if d.provider is None:
-                continue
-            j = self.plan.step(d.provider).position
+        for parameter, j, optional in self._inputs[i]:
             if self._up[j]:
-                kwargs[d.parameter] = self._values[j]
-            elif d.optional:
-                kwargs[d.parameter] = None
+                kwargs[parameter] = self._values[j]
+            elif optional:
+                kwargs[parameter] = None
             else:
                 cs = self._cstate[i]
                 dep = self._cstate[j]
@@ -545,21 +572,108 @@ class System:
         # A thread whose stack shows no code of the project (a target such as
         # ``event.wait``) can still be blamed: on the one step that was starting
         # when it was born.
-        before = {id(t) for t in threading.enumerate()}
+        name = self._steps[i].name
+        self._running.add(name)
         try:
-            await self._run_step(i, kwargs)
+            step = self._steps[i]
+            c = step.component
+            cs = self._cstate[i]
+            current_component.set(step.name)
+            self._update_phase(step)
+            self._step_tasks[i] = cast("asyncio.Task[Any]", asyncio.current_task())
+            cs.status = "starting"
+            cs.start_s = self._now()
+            self._emit("component.starting", i)
+            attempts = c.retries + 1
+            error: ErrorInfo | None = None
+            task = self._step_tasks[i]
+            # The common factory, a coroutine function providing a plain instance,
+            # is awaited right here: every coroutine object in the chain costs.
+            direct = step.analysis.call == "async" and step.analysis.enter == "none"
+            fired: list[dict[str, Any]] = []
+            for attempt in range(1, attempts + 1):
+                cs.attempts = attempt
+                entry = None
+                if step.timeout is not None:
+                    if self._deadlines is None:
+                        self._deadlines = _Deadlines(asyncio.get_running_loop())
+                    entry = self._deadlines.add(step.timeout, functools.partial(self._expire, i, task, fired))
+                try:
+                    try:
+                        if direct:
+                            self._values[i] = await c.factory(**kwargs)
+                        else:
+                            await self._invoke(i, kwargs)
+                    except asyncio.CancelledError:
+                        if fired and task.uncancel() == 0:
+                            raise _Timeout(cast("float", step.timeout), fired.pop()) from None
+                        raise
+                    finally:
+                        if entry is not None:
+                            self._deadlines.cancel(entry)  # type: ignore[union-attr]
+                except Disabled as exc:
+                    cs.status = "disabled"
+                    self._by_config[i] = True
+                    cs.reason = self._redact(exc.reason)
+                    cs.duration_s = self._now() - cs.start_s
+                    self._emit("component.disabled", i, error=cs.reason)
+                    return
+                except _Timeout as exc:
+                    cs.hang = exc.hang
+                    error = ErrorInfo("TimeoutError",
+                                      f"did not start within {exc.seconds:g} s (timeout={exc.seconds:g})",
+                                      exc.hang.get("where"))
+                except _PROPAGATE:
+                    raise
+                except BaseException as exc:  # any other BaseException is this step's failure too
+                    error = self._error_info(exc)
+                else:
+                    error = None
+                    break
+                if attempt < attempts:
+                    delay = min(c.backoff * 2 ** (attempt - 1), _MAX_BACKOFF) * random.uniform(0.75, 1.25)
+                    self._emit("component.retrying", i, attempt=attempt, error=str(error))
+                    await asyncio.sleep(delay)
+            if error is None and step.checks:
+                error = await self._run_checks(i)
+                if error is not None:
+                    await self._stop_step(i, after_check=True)
+            cs.duration_s = self._now() - cs.start_s
+            if error is not None:
+                cs.status = "failed"
+                cs.error = error
+                if c.kind == "validator":
+                    self._record_validation(step, "validator", step.name, "failed", cs.duration_s, error)
+                    self._emit("validator.failed", i, error=str(error), where=error.where)
+                self._emit("component.failed", i, error=str(error), where=error.where,
+                           duration_s=cs.duration_s)
+                if c.critical and self._failure is None:
+                    self._failure = (i, error, self._failure_message(i, error))
+                return
+            self._up[i] = True
+            cs.status = "started"
+            if c.kind == "validator":
+                self._record_validation(step, "validator", step.name, "passed", cs.duration_s, None)
+                self._emit("validator.passed", i, duration_s=cs.duration_s)
+            self._redact.learn(self._values[i])
+            self._emit("component.started", i, duration_s=cs.duration_s, attempt=cs.attempts)
         finally:
-            self._note_births(self._steps[i].name, before)
+            self._running.discard(name)
+            self._note_births(name)
 
-    def _note_births(self, name: str, before: set[int]) -> None:
+    def _note_births(self, name: str) -> None:
+        # Counting is O(1); listing threads is only worth it when one appeared.
+        count = threading.active_count()
+        if count <= self._thread_count:
+            self._thread_count = count
+            return
+        self._thread_count = count
         for t in threading.enumerate():
-            if id(t) in before or t.name.startswith(("daybreak:", "daybreak-")):
+            if t.name.startswith(("daybreak:", "daybreak-")):
                 continue
             born = self._births.get(id(t))
             if born is None or born[0]() is not t:
-                self._births[id(t)] = (weakref.ref(t), {name})
-            else:
-                born[1].add(name)
+                self._births[id(t)] = (weakref.ref(t), {name, *self._running})
 
     def _owner_of_thread(self, ident: int) -> str | None:
         thread = next((t for t in threading.enumerate() if t.ident == ident), None)
@@ -567,69 +681,6 @@ class System:
         if born is None or born[0]() is not thread or len(born[1]) != 1:
             return None
         return next(iter(born[1]))
-
-    async def _run_step(self, i: int, kwargs: dict[str, Any]) -> None:
-        step = self._steps[i]
-        c = step.component
-        cs = self._cstate[i]
-        current_component.set(step.name)
-        self._update_phase(step)
-        self._step_tasks[i] = cast("asyncio.Task[Any]", asyncio.current_task())
-        cs.status = "starting"
-        cs.start_s = self._now()
-        self._emit("component.starting", i)
-        attempts = c.retries + 1
-        error: ErrorInfo | None = None
-        for attempt in range(1, attempts + 1):
-            cs.attempts = attempt
-            try:
-                await self._with_timeout(i, step.timeout, self._invoke(i, kwargs))
-            except Disabled as exc:
-                cs.status = "disabled"
-                self._by_config[i] = True
-                cs.reason = self._redact(exc.reason)
-                cs.duration_s = self._now() - cs.start_s
-                self._emit("component.disabled", i, error=cs.reason)
-                return
-            except _Timeout as exc:
-                cs.hang = exc.hang
-                error = ErrorInfo("TimeoutError",
-                                  f"did not start within {exc.seconds:g} s (timeout={exc.seconds:g})",
-                                  exc.hang.get("where"))
-            except _PROPAGATE:
-                raise
-            except BaseException as exc:  # any other BaseException is this step's failure too
-                error = self._error_info(exc)
-            else:
-                error = None
-                break
-            if attempt < attempts:
-                delay = min(c.backoff * 2 ** (attempt - 1), _MAX_BACKOFF) * random.uniform(0.75, 1.25)
-                self._emit("component.retrying", i, attempt=attempt, error=str(error))
-                await asyncio.sleep(delay)
-        if error is None:
-            error = await self._run_checks(i)
-            if error is not None:
-                await self._stop_step(i, after_check=True)
-        cs.duration_s = self._now() - cs.start_s
-        if error is not None:
-            cs.status = "failed"
-            cs.error = error
-            if c.kind == "validator":
-                self._record_validation(step, "validator", step.name, "failed", cs.duration_s, error)
-                self._emit("validator.failed", i, error=str(error), where=error.where)
-            self._emit("component.failed", i, error=str(error), where=error.where,
-                       duration_s=cs.duration_s)
-            if c.critical and self._failure is None:
-                self._failure = (i, error, self._failure_message(i, error))
-            return
-        self._up[i] = True
-        cs.status = "started"
-        if c.kind == "validator":
-            self._record_validation(step, "validator", step.name, "passed", cs.duration_s, None)
-            self._emit("validator.passed", i, duration_s=cs.duration_s)
-        self._redact.learn(self._values[i])
-        self._emit("component.started", i, duration_s=cs.duration_s, attempt=cs.attempts)
 
     def _failure_message(self, i: int, error: ErrorInfo) -> str:
         step = self._steps[i]
@@ -741,14 +792,10 @@ class System:
             return await work
         task = asyncio.current_task()
         assert task is not None
-        loop = asyncio.get_running_loop()
         fired: list[dict[str, Any]] = []
-
-        def expire() -> None:
-            fired.append(self._capture_hang(i, task))
-            task.cancel()
-
-        handle = loop.call_later(timeout, expire)
+        if self._deadlines is None:
+            self._deadlines = _Deadlines(asyncio.get_running_loop())
+        entry = self._deadlines.add(timeout, functools.partial(self._expire, i, task, fired))
         try:
             return await work
         except asyncio.CancelledError:
@@ -756,7 +803,12 @@ class System:
                 raise _Timeout(timeout, fired[0]) from None
             raise
         finally:
-            handle.cancel()
+            self._deadlines.cancel(entry)
+
+    def _expire(self, i: int, task: asyncio.Task[Any], fired: list[dict[str, Any]]) -> None:
+        """A deadline passed: record where the task is stuck, then cancel it."""
+        fired.append(self._capture_hang(i, task))
+        task.cancel()
 
     def _capture_hang(self, i: int, task: asyncio.Task[Any]) -> dict[str, Any]:
         chain = await_chain(task)
@@ -1051,6 +1103,63 @@ class System:
 
     def __repr__(self) -> str:
         return f"<System {self.name!r} {self.state.status}>"
+
+
+class _Deadlines:
+    """Many timeouts on one timer: a heap of deadlines and one handle for the earliest.
+
+    Starting thousands of steps, a ``TimerHandle`` per step and its
+    cancellation cost more than the steps themselves.
+    """
+
+    __slots__ = ("_handle", "_heap", "_live", "_loop", "_seq", "_when")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._heap: list[list[Any]] = []
+        self._handle: asyncio.TimerHandle | None = None
+        self._when = 0.0
+        self._seq = 0
+        self._live = 0
+
+    def add(self, delay: float, callback: Callable[[], None]) -> list[Any]:
+        when = self._loop.time() + delay
+        self._seq += 1
+        entry = [when, self._seq, callback]
+        heapq.heappush(self._heap, entry)
+        self._live += 1
+        if self._handle is None or when < self._when:
+            self._arm(when)
+        return entry
+
+    def cancel(self, entry: list[Any]) -> None:
+        if entry[2] is not None:
+            entry[2] = None
+            self._live -= 1
+            if self._live == 0:
+                # Nothing left to time: drop the heap. The timer stays armed (it
+                # will find nothing): re-arming it for every short step costs.
+                self._heap.clear()
+
+    def _arm(self, when: float) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+        self._when = when
+        self._handle = self._loop.call_at(when, self._fire)
+
+    def _fire(self) -> None:
+        self._handle = None
+        now = self._loop.time()
+        heap = self._heap
+        while heap and (heap[0][0] <= now or heap[0][2] is None):
+            entry = heapq.heappop(heap)
+            callback = entry[2]
+            if callback is not None:
+                entry[2] = None
+                self._live -= 1
+                callback()
+        if heap:
+            self._arm(heap[0][0])
 
 
 def _r(x: float | None) -> float | None:
