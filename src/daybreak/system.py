@@ -297,7 +297,7 @@ class System:
                                component=self._steps[i].name if i is not None else None,
                                where=info.where)
         self._started_s = self._now()
-        self._pause_watchdog()
+        self._settle()
         degraded = any(cs.status in ("failed", "skipped") and not self._by_config[i]
                        for i, cs in enumerate(self._cstate))
         self.state.status = self._start_status = "degraded" if degraded else "ready"
@@ -310,7 +310,7 @@ class System:
         self.state.error = self._failure[1] if self._failure else None
         self._lifecycle = "stopped"
         self._stopped_s = self._now()
-        self._stop_watchdog()
+        self._settle()
         self._collect_leftovers()
         self._emit("system.failed", error=self._failure[2] if self._failure else None)
 
@@ -343,7 +343,7 @@ class System:
 
     def _finish_stop(self, walk: asyncio.Task[None], done: asyncio.Future[None],
                      caller: asyncio.Task[Any] | None) -> None:
-        self._stop_watchdog()
+        self._settle()
         self._lifecycle = "stopped"
         self.state.status = "stopped"
         self._stopped_s = self._now()
@@ -381,8 +381,11 @@ class System:
             self._watchdog.blocks.extend(old.blocks)
             self._watchdog.start()
 
-    def _stop_watchdog(self) -> None:
+    def _settle(self) -> None:
+        """Between start and stop, nothing of daybreak runs: no watchdog, no timer."""
         self._pause_watchdog()
+        if self._deadlines is not None:
+            self._deadlines.close()
 
     # -- graph walks -------------------------------------------------------
     async def _walk(self, order: Sequence[int], preds: Callable[[int], int],
@@ -1137,9 +1140,19 @@ class _Deadlines:
             entry[2] = None
             self._live -= 1
             if self._live == 0:
-                # Nothing left to time: drop the heap. The timer stays armed (it
-                # will find nothing): re-arming it for every short step costs.
+                # Nothing left to time: drop the heap. The timer stays armed until
+                # close() (it would find nothing): re-arming it for every short step costs.
                 self._heap.clear()
+
+    def close(self) -> None:
+        """Drop every deadline and the timer: nothing of the system stays in the loop."""
+        for entry in self._heap:
+            entry[2] = None
+        self._heap.clear()
+        self._live = 0
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
 
     def _arm(self, when: float) -> None:
         if self._handle is not None:
