@@ -28,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _graphs import critical_path, factories, make_types, random_dag
 
 from daybreak import Registry
+from daybreak.system import System
 
 
 def build_daybreak(types: list[type], deps: list[list[int]], sleeps: list[float] | None = None) -> Registry:
@@ -38,12 +39,25 @@ def build_daybreak(types: list[type], deps: list[list[int]], sleeps: list[float]
 
 
 async def run_daybreak(registry: Registry) -> tuple[float, float]:
+    """(seconds to plan and start, seconds to plan, start and stop)."""
     t0 = time.perf_counter()
     system = registry.start(block_threshold=None)
     await system.start()
     t1 = time.perf_counter()
     await system.stop()
     return t1 - t0, time.perf_counter() - t0
+
+
+async def phases_of_daybreak(registry: Registry) -> tuple[float, float, float]:
+    """Seconds to plan, to start and to stop, separately."""
+    t0 = time.perf_counter()
+    plan = registry.plan()
+    t1 = time.perf_counter()
+    system = System(plan, block_threshold=None)
+    await system.start()
+    t2 = time.perf_counter()
+    await system.stop()
+    return t1 - t0, t2 - t1, time.perf_counter() - t2
 
 
 async def run_exit_stack(types: list[type], deps: list[list[int]], sleeps: list[float] | None) -> tuple[float, float]:
@@ -106,6 +120,17 @@ def main() -> None:
             dishka_s.append(asyncio.run(run_dishka(types, deps)))
     per = best(daybreak_s) / n * 1e6
     print(f"   daybreak        {per:8.1f} µs/component  (best of {args.repeat})")
+    gc.collect()
+    split = asyncio.run(phases_of_daybreak(build_daybreak(types, deps)))
+    print("                   = plan {:.1f} + start {:.1f} + stop {:.1f} µs".format(*(x / n * 1e6 for x in split)))
+    gc.collect()
+    gc.disable()  # how much of it is the cyclic garbage collector walking the heap
+    try:
+        quiet = asyncio.run(run_daybreak(build_daybreak(types, deps)))[1]
+    finally:
+        gc.enable()
+    print(f"                   {quiet / n * 1e6:.1f} µs/component with the garbage collector off "
+          "(for reference only)")
     print(f"   AsyncExitStack  {best(stack_s) / n * 1e6:8.1f} µs/component  (sequential, no graph, no timeouts)")
     if dishka_s:
         ratio = best(daybreak_s) / best(dishka_s)

@@ -113,8 +113,6 @@ def test_thread_leak_is_found_with_where_it_waits(leaky: Loader) -> None:
     assert thread.where == where(module, "thread-wait")
     assert thread.per_cycle == 1.0
     assert thread.component == "poller"
-    counts = [s.threads for s in report.samples]
-    assert counts == [counts[0] + k for k in range(len(counts))]
 
 
 @pytest.mark.skipif(not HAS_PROC_FDS, reason="needs /proc/self/fd")
@@ -169,9 +167,11 @@ def test_a_service_that_cleans_up_is_clean_every_time(leaky: Loader) -> None:
 
 
 def test_a_bounded_cache_that_fills_during_warmup_is_clean(leaky: Loader) -> None:
-    registry, _ = leaky("bounded_cache")
+    registry, module = leaky("bounded_cache")
     assert check(registry).verdict == "clean"
-    # Two warm-up cycles: the cache fills in the first measured cycle, a step, not a trend.
+    module.release()
+    # Empty again, and only two warm-up cycles: the third entry comes in the first
+    # measured cycle, a step, not a trend.
     assert_no_leaks(registry, cycles=10, warmup=2)
 
 
