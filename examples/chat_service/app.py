@@ -14,6 +14,9 @@ websocket ws_hub, agent_bridge, connection_monitor
 finalize  comprehensive_validation ✓, critical_path_validation ✓, memory_monitor?
 ========  ===================================================================
 
+Probes: ``/health/live``, ``/health/ready``, ``/health/startup``, and
+``/health/memory`` (the memory monitor's figures; 404 unless ``MEMORY_MONITOR=1``).
+
 Run it with ``uvicorn chat_service.app:app`` (``examples/`` on ``sys.path``),
 or ``uvicorn --factory chat_service.app:create_app``; check it with
 ``daybreak start chat_service.app:registry``.

@@ -12,7 +12,11 @@ variable                   default                           meaning
 ``LLM_PROVIDER``           ``echo``                          a registered provider name
 ``SECRET_KEY``             random per process (not in        signs session tokens
                            production: required there)
-``MEMORY_MONITOR``         ``0``                             ``1`` enables the monitor
+``MEMORY_MONITOR``         ``0``                             ``1`` enables the memory
+                                                             monitor (``/health/memory``)
+``MEMORY_INTERVAL``        ``1``                             seconds between RSS samples
+``MEMORY_TOP_SITES``       ``0``                             allocation sites a growth
+                                                             warning names (tracemalloc)
 ``DATABASE_TIMEOUT``       ``5``                             seconds per connection try
 ``CACHE_TIMEOUT``          ``2``                             seconds for the cache to answer
 ``ANALYTICS_TIMEOUT``      ``2``                             seconds for ClickHouse
@@ -77,6 +81,8 @@ class Settings:
     llm_provider: str = "echo"
     secret_key: str = field(default="", repr=False)
     memory_monitor: bool = False
+    memory_interval: float = 1.0
+    memory_top_sites: int = 0
     database_timeout: float = 5.0
     cache_timeout: float = 2.0
     analytics_timeout: float = 2.0
@@ -147,6 +153,8 @@ class Settings:
             "analytics_timeout": number("ANALYTICS_TIMEOUT", 2.0, float, 0.01),
             "llm_timeout": number("LLM_TIMEOUT", 30.0, float, 0.01),
             "monitor_interval": number("MONITOR_INTERVAL", 15.0, float, 0.01),
+            "memory_interval": number("MEMORY_INTERVAL", 1.0, float, 0.01),
+            "memory_top_sites": number("MEMORY_TOP_SITES", 0, int, 0),
             "history_limit": number("HISTORY_LIMIT", 20, int, 1),
             "rate_limit": number("RATE_LIMIT", 60, int, 1),
         }

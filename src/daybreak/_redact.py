@@ -49,11 +49,14 @@ class Redactor:
     hidden too.
     """
 
-    __slots__ = ("_pattern", "_pending", "_values")
+    __slots__ = ("_ordered", "_pending", "_values")
 
     def __init__(self, values: Iterable[str] = ()) -> None:
         self._values: set[str] = set()
-        self._pattern: re.Pattern[str] | None = None
+        # Longest first, so that a secret containing another is hidden whole.
+        # Plain replacement, not a regular expression: ``re`` caches compiled
+        # patterns process-wide, which would keep every secret alive.
+        self._ordered: list[str] = []
         # Objects are read only when something is redacted: most starts redact
         # nothing, and reading every instance would slow every start.
         self._pending: list[object] = []
@@ -63,8 +66,7 @@ class Redactor:
         new = {v for v in values if len(v) >= _MIN_SECRET_LEN and v != REDACTED} - self._values
         if new:
             self._values |= new
-            alternatives = sorted(self._values, key=len, reverse=True)
-            self._pattern = re.compile("|".join(re.escape(v) for v in alternatives))
+            self._ordered = sorted(self._values, key=len, reverse=True)
 
     def learn_environment(self, environ: Mapping[str, str] | None = None) -> None:
         env = os.environ if environ is None else environ
@@ -79,8 +81,9 @@ class Redactor:
             pending, self._pending = self._pending, []
             for obj in pending:
                 self.add_values(secrets_in_pairs(_fields(obj)))
-        if self._pattern is not None:
-            text = self._pattern.sub(REDACTED, text)
+        for value in self._ordered:
+            if value in text:
+                text = text.replace(value, REDACTED)
         return _redact_patterns(text)
 
 

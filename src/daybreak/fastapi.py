@@ -18,8 +18,11 @@ FastAPI; ``import daybreak`` does not load it.
 
 - :func:`lifespan` starts the system when the server starts and stops it when
   the server stops; the :class:`~daybreak.System` is ``app.state.daybreak``.
-- :func:`health_router` serves ``/health/live``, ``/health/ready`` and
-  ``/health/startup`` (and, when asked for, ``/health/stacks``).
+- :func:`health_router` serves ``/health/live``, ``/health/ready``,
+  ``/health/startup`` and ``/health/memory`` (and, when asked for,
+  ``/health/stacks``).
+- :func:`metrics_route` serves the Prometheus metrics of the system at
+  ``/metrics`` (extra ``prometheus``): ``metrics_route(app)``.
 - ``Annotated[T, Inject]``, ``component(T)`` and ``provider(T)`` hand a
   component to a route through FastAPI's ``Depends``, so
   ``app.dependency_overrides[provider(T)]`` replaces it in tests.
@@ -63,6 +66,7 @@ __all__ = [
     "component",
     "health_router",
     "lifespan",
+    "metrics_route",
     "provider",
     "request_shutdown",
     "system_of",
@@ -362,6 +366,12 @@ def health_router(
       redacted); 200 once the start finished (ready or degraded, or since
       stopping), 503 while pending or starting and after a failed start, so
       it also serves as a Kubernetes ``startupProbe``.
+    - ``GET {prefix}/memory``: the figures of the system's
+      :class:`daybreak.monitor.MemoryMonitor` (its ``to_dict()``: ``rss_bytes``,
+      ``growth_bytes_per_s``, ``warnings``, ``sites``...) when a component
+      provides one and it is up; 503 while it is still starting; 404, with
+      the reason in ``error``, when no component provides one or it is not
+      up (disabled by configuration, failed, stopped).
     - ``GET {prefix}/stacks``: only with ``stacks=True``: the stack of every
       thread and the await chain of every asyncio task. It is served to
       loopback clients (unless ``allow_loopback=False``) and to requests with
@@ -434,6 +444,14 @@ def health_router(
         code = 503 if status in ("pending", "starting", "failed") else 200
         return JSONResponse(system.report().to_dict(), status_code=code)
 
+    @router.get("/memory", include_in_schema=include_in_schema)
+    async def memory(request: Request) -> JSONResponse:
+        system = getattr(request.app.state, _STATE_ATTR, None)
+        if system is None:
+            return JSONResponse({"status": "unavailable",
+                                 "error": "app.state.daybreak is not set"}, status_code=503)
+        return _memory_response(system)
+
     if stacks:
         @router.get("/stacks", include_in_schema=False)
         async def stacks_endpoint(request: Request) -> JSONResponse:
@@ -450,6 +468,29 @@ def health_router(
             })
 
     return router
+
+
+def _memory_response(system: System) -> JSONResponse:
+    from daybreak.monitor import MemoryMonitor
+
+    monitor = system.get(MemoryMonitor)
+    if isinstance(monitor, MemoryMonitor):
+        return JSONResponse(monitor.to_dict())
+    step = next((s for s in system.plan.steps if s.analysis.provides is MemoryMonitor), None)
+    if step is None:
+        return JSONResponse(
+            {"status": "absent",
+             "error": f"no component of {system.name!r} provides daybreak.monitor.MemoryMonitor; add "
+                      "registry.add(daybreak.monitor.memory_monitor(), optional=True) to monitor memory"},
+            status_code=404)
+    cs = system.state.components[step.name]
+    detail = f"the memory monitor (component {step.name!r}) is {cs.status}"
+    if cs.reason:
+        detail += f": {cs.reason}"
+    elif cs.error is not None:
+        detail += f": {cs.error}"
+    code = 503 if cs.status in ("pending", "starting") else 404
+    return JSONResponse({"status": cs.status, "error": detail}, status_code=code)
 
 
 def _authorized(request: Request, token: str | None, allow_loopback: bool) -> bool:
@@ -499,3 +540,61 @@ def _failed_components(system: System) -> list[dict[str, Any]]:
                         "critical": step.component.critical, "status": cs.status,
                         "error": str(cs.error) if cs.error else cs.reason})
     return out
+
+
+# -- Prometheus ------------------------------------------------------------------
+
+
+class _ASGIEndpoint:
+    """An ASGI app as a route's endpoint: Starlette calls it as it is (a function it would wrap)."""
+
+    __slots__ = ("app",)
+
+    def __init__(self, app: Callable[..., Awaitable[None]]) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        await self.app(scope, receive, send)
+
+
+def metrics_route(
+    app: Starlette,
+    path: str = "/metrics",
+    *,
+    collector_registry: Any = None,
+    include_in_schema: bool = False,
+) -> None:
+    """Serve the Prometheus metrics of ``app.state.daybreak`` at ``GET {path}`` (extra ``prometheus``).
+
+    ::
+
+        app = FastAPI(lifespan=lifespan(registry))
+        metrics_route(app)
+
+    The figures are those of :class:`daybreak.prometheus.DaybreakCollector`
+    (``daybreak_system_status``, ``daybreak_start_seconds``, per component
+    statuses, durations and retries, loop blocks, and the memory monitor's
+    ``daybreak_memory_*`` when the system has one), read from the system at
+    scrape time. They go to a ``prometheus_client.CollectorRegistry`` of their
+    own, unless ``collector_registry`` is given (``prometheus_client.REGISTRY``
+    to serve your own metrics and the process collectors as well; the
+    collector is then registered on it, once per call). Unlike
+    ``app.mount(path, ...)``, the route answers ``{path}`` itself, not
+    ``{path}/`` after a redirect. ``prometheus_client`` is imported here, not
+    when ``daybreak.fastapi`` is.
+    """
+    try:
+        from daybreak.prometheus import metrics_app
+    except ModuleNotFoundError as exc:
+        if exc.name != "prometheus_client":
+            raise
+        raise ModuleNotFoundError("daybreak.fastapi.metrics_route needs prometheus_client: "
+                                  "pip install 'daybreak[prometheus]'", name=exc.name) from exc
+    state = app.state
+
+    def current() -> System | None:
+        return getattr(state, _STATE_ATTR, None)
+
+    endpoint = _ASGIEndpoint(metrics_app(collector_registry, system=current))
+    app.add_route(path, endpoint, methods=["GET"], name="daybreak_metrics",  # type: ignore[arg-type]
+                  include_in_schema=include_in_schema)

@@ -8,8 +8,13 @@ always those of the report, never a second bookkeeping::
 
     REGISTRY.register(DaybreakCollector(system))
 
-``metrics_app(registry)`` is an ASGI app serving them, to mount on FastAPI:
-``app.mount("/metrics", metrics_app())``.
+``metrics_app(system=...)`` is an ASGI app serving them from a registry of
+their own. On FastAPI, ``daybreak.fastapi.metrics_route(app)`` serves it at
+``/metrics`` in one line; by hand::
+
+    app.mount("/metrics", metrics_app(system=lambda: app.state.daybreak))
+
+(a mount answers ``/metrics/``, and redirects ``/metrics`` there).
 """
 
 from __future__ import annotations
@@ -119,6 +124,20 @@ def _monitor_of(system: System) -> Any:
     return system.get(MemoryMonitor)
 
 
-def metrics_app(collector_registry: CollectorRegistry | None = None) -> Any:
-    """An ASGI app serving the metrics of ``collector_registry`` (default: the global one)."""
-    return make_asgi_app(registry=collector_registry) if collector_registry else make_asgi_app()
+def metrics_app(collector_registry: CollectorRegistry | None = None, *,
+                system: System | Callable[[], System | None] | None = None) -> Any:
+    """An ASGI app serving the metrics of ``collector_registry``.
+
+    With ``system`` (a :class:`System`, or a callable returning the current
+    one, such as ``lambda: app.state.daybreak``), a :class:`DaybreakCollector`
+    of it is registered on ``collector_registry``, or on a new registry of its
+    own when none is given. Without ``system``, the default is
+    ``prometheus_client``'s global registry.
+    """
+    if system is not None:
+        if collector_registry is None:
+            collector_registry = CollectorRegistry()
+        collector_registry.register(DaybreakCollector(system))
+    if collector_registry is None:
+        return make_asgi_app()
+    return make_asgi_app(registry=collector_registry)
