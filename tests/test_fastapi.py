@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import signal
 import socket
 import subprocess
@@ -30,8 +31,10 @@ from daybreak.fastapi import (  # noqa: E402
     component,
     health_router,
     lifespan,
+    metrics_route,
     provider,
 )
+from daybreak.monitor import MemoryMonitor, memory_monitor  # noqa: E402
 
 
 @dataclass
@@ -494,13 +497,127 @@ async def test_stacks_endpoint_is_off_by_default_and_guarded_when_on() -> None:
         assert not any(path.endswith("/stacks") for path in schema["paths"])
 
 
+# -- memory and metrics ------------------------------------------------------------
+
+
+async def test_health_memory_serves_the_memory_monitor() -> None:
+    registry = Registry("monitored")
+
+    @registry.component
+    def base() -> Base:
+        return Base()
+
+    registry.add(memory_monitor(interval=0.02), name="memory", optional=True)
+    app = make_app(registry)
+    async with serve(app) as srv:
+        response = await srv.client.get("/health/memory")
+        assert response.status_code == 200
+        body = response.json()
+        assert body["rss_bytes"] > 1024 * 1024
+        assert body["samples"] >= 1
+        assert (body["interval_s"], body["warnings"], body["running"], body["sites"]) == (0.02, 0, True, [])
+        assert set(body) >= {"growth_bytes_per_s", "window", "window_s", "threshold_bytes_per_min",
+                             "last_warning", "top_sites", "errors"}
+        monitor = app.state.daybreak[MemoryMonitor]
+    assert not monitor.running  # stopped with the server
+
+
+async def test_health_memory_is_404_without_a_monitor_and_says_why() -> None:
+    bare = Registry("bare")
+
+    @bare.component
+    def base() -> Base:
+        return Base()
+
+    switched_off = Registry("switched-off")
+
+    @switched_off.component(optional=True)
+    def memory() -> MemoryMonitor:
+        raise Disabled("MEMORY_MONITOR is not enabled")
+
+    async with serve(make_app(bare)) as srv:
+        missing = await srv.client.get("/health/memory")
+    assert missing.status_code == 404
+    assert missing.json()["status"] == "absent"
+    assert ("no component of 'bare' provides daybreak.monitor.MemoryMonitor; add "
+            "registry.add(daybreak.monitor.memory_monitor(), optional=True)") in missing.json()["error"]
+    async with serve(make_app(switched_off)) as srv:
+        disabled = await srv.client.get("/health/memory")
+    assert disabled.status_code == 404
+    assert disabled.json() == {
+        "status": "disabled",
+        "error": "the memory monitor (component 'memory') is disabled: MEMORY_MONITOR is not enabled"}
+
+
+async def test_health_memory_is_503_while_the_monitor_is_starting() -> None:
+    registry = Registry("later")
+
+    @registry.component
+    async def slow() -> Slow:
+        await asyncio.sleep(0.3)
+        return Slow()
+
+    @registry.component
+    async def memory(slow: Slow) -> AsyncIterator[MemoryMonitor]:
+        async with MemoryMonitor(interval=0.02) as monitor:
+            yield monitor
+
+    async with serve(make_app(registry, background=True)) as srv:
+        pending = await srv.client.get("/health/memory")
+        assert pending.status_code == 503
+        assert pending.json()["status"] == "pending"
+
+        async def up() -> httpx.Response | None:
+            response = await srv.client.get("/health/memory")
+            return response if response.status_code == 200 else None
+
+        assert (await poll(up)).json()["rss_bytes"] > 0
+
+
+async def test_metrics_route_serves_prometheus_metrics_over_uvicorn() -> None:
+    pytest.importorskip("prometheus_client")
+    registry = Registry("metered")
+
+    @registry.component
+    def base() -> Base:
+        return Base()
+
+    @registry.component(optional=True)
+    def extra() -> Extra:
+        raise RuntimeError("extra is down")
+
+    registry.add(memory_monitor(interval=0.02), name="memory", optional=True)
+    app = make_app(registry)
+    metrics_route(app)
+    async with serve(app) as srv:
+        response = await srv.client.get("/metrics")
+        assert response.status_code == 200  # at /metrics itself: no redirect to /metrics/
+        assert response.headers["content-type"].startswith("text/plain")
+        text = response.text
+        assert 'daybreak_system_status{status="degraded",system="metered"} 1.0' in text
+        assert 'daybreak_system_status{status="ready",system="metered"} 0.0' in text
+        assert 'daybreak_component_status{component="base",status="started",system="metered"} 1.0' in text
+        assert 'daybreak_component_status{component="extra",status="failed",system="metered"} 1.0' in text
+        assert re.search(r'^daybreak_start_seconds\{system="metered"\} \d', text, re.M)
+        assert re.search(r'^daybreak_memory_rss_bytes\{system="metered"\} [1-9]', text, re.M)
+        assert 'daybreak_memory_warnings_total{system="metered"} 0.0' in text
+        assert (await srv.client.post("/metrics")).status_code == 405
+        schema = (await srv.client.get("/openapi.json")).json()
+        assert "/metrics" not in schema["paths"]
+        assert "/health/memory" in schema["paths"]
+
+
 # -- packaging -----------------------------------------------------------------
 
 
 def test_import_daybreak_does_not_import_fastapi() -> None:
-    code = ("import sys, daybreak; daybreak.Registry; daybreak.System; "
-            "import json; print(json.dumps(sorted(m for m in sys.modules "
-            "if m.split('.')[0] in ('fastapi', 'starlette') or m == 'daybreak.fastapi')))")
+    """Nor does daybreak.fastapi import prometheus_client (only metrics_route does, when called)."""
+    code = ("import sys, json, daybreak; daybreak.Registry; daybreak.System; "
+            "print(json.dumps(sorted(m for m in sys.modules "
+            "if m.split('.')[0] in ('fastapi', 'starlette') or m == 'daybreak.fastapi'))); "
+            "import daybreak.fastapi; "
+            "print(json.dumps(sorted(m for m in sys.modules "
+            "if m.split('.')[0] == 'prometheus_client' or m == 'daybreak.prometheus')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          timeout=30)
-    assert json.loads(out.stdout) == []
+    assert [json.loads(line) for line in out.stdout.splitlines()] == [[], []]

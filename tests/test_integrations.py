@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
+import os
+import time
+import tracemalloc
 from collections.abc import AsyncIterator
 
 import pytest
@@ -153,3 +157,125 @@ def test_theil_sen_ignores_one_outlier() -> None:
     ys = [100.0 * x for x in xs]
     ys[7] = 1e9
     assert theil_sen(xs, ys) == pytest.approx(100.0)
+
+
+def test_memory_monitor_keeps_a_bounded_window() -> None:
+    """Old samples leave the window, and the growth they showed goes with them."""
+    from daybreak.monitor import MemoryMonitor
+
+    rss = iter([min(i, 30) * 1_000_000 for i in range(60)])  # +1 MB/s for 30 s, then flat
+    ticks = itertools.count()
+    monitor = MemoryMonitor(interval=1, window=10, min_samples=5, threshold=1024,
+                            read_rss=lambda: next(rss), clock=lambda: float(next(ticks)))
+    warned_at = []
+    for tick in range(60):
+        before = monitor.warnings
+        monitor.sample()
+        if monitor.warnings > before:
+            warned_at.append(tick)
+        assert len(monitor.samples) == min(tick + 1, 10)
+    assert [t for t, _ in monitor.samples] == [float(t) for t in range(50, 60)]
+    data = monitor.to_dict()
+    assert (data["samples"], data["window"], data["window_s"]) == (10, 10, 9.0)
+    assert data["rss_bytes"] == 30_000_000
+    assert data["growth_bytes_per_s"] == 0.0  # the growth left the window with its samples
+    assert warned_at == [4, 14, 24, 34]  # from min_samples on, at most once per window, while it grows
+
+
+def test_memory_monitor_checks_its_options_at_declaration() -> None:
+    from daybreak.monitor import memory_monitor
+
+    with pytest.raises(ValueError, match=r"min_samples=50; expected an int from 2 to window=20"):
+        memory_monitor(window=20, min_samples=50)
+    with pytest.raises(ValueError, match=r"interval=0; expected seconds > 0"):
+        memory_monitor(interval=0)
+    with pytest.raises(ValueError, match=r"top_sites=-1"):
+        memory_monitor(top_sites=-1)
+    with pytest.raises(TypeError, match="intervall"):
+        memory_monitor(intervall=1)
+
+
+def test_rss_bytes_reads_the_current_resident_size() -> None:
+    from daybreak.monitor import rss_bytes
+
+    rss = rss_bytes()
+    assert rss > 1024 * 1024
+    assert rss % os.sysconf("SC_PAGE_SIZE") == 0
+
+
+async def test_a_failing_sample_is_logged_once_and_sampling_goes_on(
+        caplog: pytest.LogCaptureFixture) -> None:
+    from daybreak.monitor import MemoryMonitor
+
+    calls = itertools.count()
+
+    def flaky() -> int:
+        n = next(calls)
+        if n in (1, 2):
+            raise OSError("statm is unreadable")
+        return 1_000_000 + n
+
+    async with MemoryMonitor(interval=0.005, read_rss=flaky) as monitor:
+        deadline = time.monotonic() + 5
+        while len(monitor.samples) < 3:
+            assert time.monotonic() < deadline, "the monitor stopped sampling"
+            await asyncio.sleep(0.005)
+        assert monitor.running
+    assert not monitor.running
+    assert monitor.errors == 2
+    assert [r.getMessage() for r in caplog.records if r.name == "daybreak.monitor"] == [
+        "daybreak: the memory monitor could not take a sample; it keeps trying and logs no further failure"]
+
+
+_kept: list[bytearray] = []
+
+
+def _grow() -> None:
+    _kept.append(bytearray(128 * 1024))
+
+
+class Leaky: ...
+
+
+async def test_memory_monitor_top_sites_names_the_line_that_leaks(caplog: pytest.LogCaptureFixture) -> None:
+    """With top_sites, the warning names the allocating line, not the line that called it."""
+    from daybreak.monitor import MemoryMonitor, memory_monitor
+
+    registry = Registry("leaky")
+
+    @registry.component
+    async def leaky() -> AsyncIterator[Leaky]:
+        async def leak() -> None:
+            while True:
+                _grow()  # the caller: not the site
+                await asyncio.sleep(0.002)
+
+        task = asyncio.get_running_loop().create_task(leak())
+        yield Leaky()
+        task.cancel()
+        await asyncio.wait([task])
+
+    fake = itertools.count(0, 1_000_000)  # the trigger is deterministic; the sites are real
+    registry.add(memory_monitor(interval=0.01, window=10, min_samples=5, threshold=1024, top_sites=3,
+                                read_rss=lambda: next(fake)), name="memory")
+    tracing_before = tracemalloc.is_tracing()
+    leak_line = f"{__file__}:{_grow.__code__.co_firstlineno + 1}"
+    try:
+        async with registry.start() as system:
+            monitor = system[MemoryMonitor]
+            deadline = time.monotonic() + 5
+            while not monitor.warnings:
+                assert time.monotonic() < deadline, "no warning"
+                await asyncio.sleep(0.01)
+            data = monitor.to_dict()
+    finally:
+        _kept.clear()
+    assert data["sites"] == monitor.sites
+    top = monitor.sites[0]
+    assert top["where"] == leak_line
+    assert top["bytes"] >= 2 * 128 * 1024 and top["count"] >= 2 and top["internal"] is False
+    assert len(monitor.sites) <= 3
+    assert f"{leak_line} +{top['bytes']} B" in (monitor.last_warning or "")
+    warning = [r for r in caplog.records if r.name == "daybreak.monitor"]
+    assert warning and warning[0].levelno == logging.WARNING and leak_line in warning[0].getMessage()
+    assert tracemalloc.is_tracing() == tracing_before  # stopped with the monitor that started it

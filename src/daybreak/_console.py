@@ -120,7 +120,12 @@ class Progress:
 
 def timeline(report: Mapping[str, Any], style: Style, width: int = 40) -> str:
     """The start as text: one bar per component, the critical path in bold."""
-    rows = report["components"]
+    phase_order = {p["name"]: i for i, p in enumerate(report["phases"])}
+    # Validators are steps too: they take time on the timeline.
+    validators = [dict(v, error=v.get("error"), reason=v.get("reason")) for v in report["validation"]
+                  if v["kind"] == "validator" and v.get("start_s") is not None]
+    rows = sorted([*report["components"], *validators],
+                  key=lambda r: (phase_order.get(r.get("phase"), 0), r["start_s"] is None, r["start_s"] or 0.0))
     total = max([(r["start_s"] or 0) + (r["duration_s"] or 0) for r in rows] + [1e-9])
     on_path = set(report["critical_path"])
     outcome = report.get("start_status") or report["status"]
@@ -148,6 +153,8 @@ def timeline(report: Mapping[str, Any], style: Style, width: int = 40) -> str:
             note = f"  {r['reason']}"
         lines.append(f"    {r['name']:<26} |{bar:<{width}}| {label} {status}{note}")
     for v in report["validation"]:
+        if v["kind"] == "validator" and v.get("start_s") is not None:
+            continue  # drawn on the timeline
         mark = style.status(v["status"])
         owner = f" of {v['component']}" if v["component"] else ""
         err = f"  {v['error']['message']}" if v.get("error") else ""

@@ -180,8 +180,10 @@ def write_junit(path: str, doc: dict[str, Any]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.cycles < 1 or args.warmup < 0:
-        print("daybreak doctor: --cycles must be >= 1 and --warmup >= 0", file=sys.stderr)
+    from daybreak.leaks import MIN_CYCLES
+
+    if args.cycles < MIN_CYCLES or args.warmup < 0:
+        print(f"daybreak doctor: --cycles must be >= {MIN_CYCLES} and --warmup >= 0", file=sys.stderr)
         return 2
     doc = diagnose(args.target, timeout=args.timeout, import_timeout=args.import_timeout,
                    cycles=args.cycles, warmup=args.warmup, allow=args.allow,
