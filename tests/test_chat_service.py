@@ -39,6 +39,7 @@ from chat_service.storage import DataDir  # noqa: E402
 from chat_service.tasks import TaskManager  # noqa: E402
 from chat_service.ws import MemoryConnection  # noqa: E402
 from daybreak import StartupError  # noqa: E402
+from daybreak.monitor import MemoryMonitor  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
@@ -46,7 +47,7 @@ CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 PG_URL = os.environ.get("CHAT_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("CHAT_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 CHAT_ENV = ("ENVIRONMENT", "DATA_DIR", "DATABASE_URL", "REDIS_URL", "CLICKHOUSE_URL", "LLM_PROVIDER",
-            "SECRET_KEY", "MEMORY_MONITOR", "DATABASE_TIMEOUT", "CACHE_TIMEOUT",
+            "SECRET_KEY", "MEMORY_MONITOR", "MEMORY_INTERVAL", "MEMORY_TOP_SITES", "DATABASE_TIMEOUT", "CACHE_TIMEOUT",
             "ANALYTICS_TIMEOUT", "LLM_TIMEOUT", "MONITOR_INTERVAL", "HISTORY_LIMIT", "RATE_LIMIT")
 
 
@@ -195,6 +196,9 @@ async def test_chat_round_trip_over_a_real_websocket() -> None:
             index = (await client.get("/")).json()
             assert index["status"] == "ready"
             assert index["settings"]["database"] == "sqlite"
+            memory = await client.get("/health/memory")
+            assert memory.status_code == 404
+            assert "MEMORY_MONITOR is not enabled" in memory.json()["error"]
     assert app.state.daybreak.status == "stopped"
     assert app.state.daybreak.report().leftovers == {"threads": [], "tasks": [], "fds": []}
 
@@ -224,11 +228,35 @@ async def test_overrides_tools_and_worker_threads() -> None:
 
 
 async def test_memory_monitor_starts_when_enabled(monkeypatch: pytest.MonkeyPatch) -> None:
+    """MEMORY_MONITOR=1: daybreak's monitor samples on the loop, /health/memory serves it, stop ends it."""
     monkeypatch.setenv("MEMORY_MONITOR", "1")
-    async with registry.start() as system:
-        report = system.report().to_dict()
-        assert report["status"] == "ready"
-        assert statuses(report)["memory_monitor"] == "started"
+    monkeypatch.setenv("MEMORY_INTERVAL", "0.02")
+    app = create_app()
+    async with serve(app) as port:
+        system = app.state.daybreak
+        assert system.status == "ready"
+        assert statuses(system.report().to_dict())["memory_monitor"] == "started"
+        monitor = system[MemoryMonitor]
+        assert monitor.running and monitor.interval == 0.02 and monitor.top_sites == 0
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", trust_env=False) as client:
+            deadline = time.monotonic() + 5
+            while True:
+                memory = await client.get("/health/memory")
+                assert memory.status_code == 200
+                body = memory.json()
+                if body["samples"] >= 3:
+                    break
+                assert time.monotonic() < deadline, f"the monitor does not sample: {body}"
+                await asyncio.sleep(0.02)
+        assert body["rss_bytes"] > 1024 * 1024
+        assert (body["interval_s"], body["running"], body["errors"]) == (0.02, True, 0)
+        assert "daybreak-memory-monitor" in {t.get_name() for t in asyncio.all_tasks()}
+    assert system.status == "stopped"
+    assert statuses(system.report().to_dict())["memory_monitor"] == "stopped"
+    assert not monitor.running
+    assert "daybreak-memory-monitor" not in {t.get_name() for t in asyncio.all_tasks()}
+    assert system.report().leftovers == {"threads": [], "tasks": [], "fds": []}
+    assert chat_threads() == []
 
 
 async def test_invalid_settings_fail_the_start_first(monkeypatch: pytest.MonkeyPatch) -> None:

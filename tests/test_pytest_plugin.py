@@ -114,3 +114,67 @@ def test_nothing_heavy():
 ''')
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
     result.assert_outcomes(passed=1)
+
+
+def test_works_with_anyio(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(app=REGISTRY)
+    pytester.makepyfile(test_it='''
+import pytest
+from app import registry, Db
+
+@pytest.fixture
+def anyio_backend():
+    return "asyncio"
+
+@pytest.mark.anyio
+async def test_with_anyio(daybreak_system):
+    async with daybreak_system(registry) as system:
+        assert isinstance(system[Db], Db)
+''')
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-p", "no:asyncio")
+    result.assert_outcomes(passed=1)
+
+
+def test_hang_timeout_under_xdist(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_hang='''
+import time
+
+def test_one():
+    time.sleep(30)  # STUCK
+
+def test_two():
+    pass
+''')
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-n", "2", "--daybreak-hang-timeout=1")
+    result.assert_outcomes(passed=1, failed=1)
+    assert "stuck at" in result.stdout.str() and "test_hang.py:4" in result.stdout.str()
+
+
+def test_leak_marker_fails_a_test_whose_system_leaks(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(leaky='''
+from collections.abc import AsyncIterator
+from daybreak import Registry
+
+registry = Registry("leaky")
+kept = []
+
+class Thing: ...
+
+@registry.component
+async def thing() -> AsyncIterator[Thing]:
+    kept.append(bytearray(64 * 1024))  # LEAK
+    yield Thing()
+''')
+    pytester.makepyfile(test_it='''
+import pytest
+from leaky import registry
+
+@pytest.mark.daybreak_leaks(cycles=4, warmup=1)
+@pytest.mark.asyncio
+async def test_uses_it(daybreak_system):
+    async with daybreak_system(registry):
+        pass
+''')
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1, errors=1)
+    assert "leaky.py:11" in result.stdout.str()
