@@ -38,7 +38,8 @@ def _plan(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-async def _start_and_stop(args: argparse.Namespace, registry: Registry) -> tuple[dict[str, Any], int]:
+async def _start_and_stop(args: argparse.Namespace,
+                          registry: Registry) -> tuple[dict[str, Any], int, str | None]:
     from daybreak._console import Progress
     from daybreak.errors import StartupError
 
@@ -46,14 +47,16 @@ async def _start_and_stop(args: argparse.Namespace, registry: Registry) -> tuple
     live = sys.stderr.isatty() and not args.json
     progress = Progress(system) if live else contextlib.nullcontext()
     code = EXIT_OK
+    failure = None
     try:
         with progress:
             await system.start()
-    except StartupError:
+    except StartupError as exc:
         code = EXIT_FAILED
+        failure = str(exc)  # what failed, where, and what to do
     except asyncio.CancelledError:
         report = system.report().to_dict()
-        _print_result(args, report)
+        _print_result(args, report, None)
         raise
     else:
         await system.stop()
@@ -62,17 +65,19 @@ async def _start_and_stop(args: argparse.Namespace, registry: Registry) -> tuple
         code = EXIT_FAILED
     if any(report["leftovers"].values()):
         code = EXIT_FAILED
-    return report, code
+    return report, code, failure
 
 
-def _print_result(args: argparse.Namespace, report: dict[str, Any]) -> None:
+def _print_result(args: argparse.Namespace, report: dict[str, Any], failure: str | None) -> None:
     from daybreak._console import Style, timeline
 
     if args.json:
         sys.stdout.write(json.dumps(report, indent=2) + "\n")
     else:
         print(timeline(report, Style(sys.stdout)))
-        if report.get("error"):
+        if failure is not None:
+            print(Style(sys.stdout).red(f"error: {failure}"))
+        elif report.get("error"):
             print(Style(sys.stdout).red(f"error: {report['error']['type']}: {report['error']['message']}"))
     if getattr(args, "html", None):
         from daybreak.html import write_report
@@ -84,8 +89,8 @@ def _start(args: argparse.Namespace) -> int:
     # Import and plan outside the event loop: a target's import must not run inside it.
     registry = load_target(args.target)
     registry.plan()
-    report, code = run_cancellable(_start_and_stop(args, registry))
-    _print_result(args, report)
+    report, code, failure = run_cancellable(_start_and_stop(args, registry))
+    _print_result(args, report, failure)
     return code
 
 

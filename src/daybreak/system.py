@@ -515,7 +515,9 @@ class System:
                          lambda i: -i, lambda: False)
 
     async def _rollback(self) -> None:
-        if any(s is not None for s in self._stoppers):
+        # Every step that came up is stopped, also those without stop code,
+        # so that none of them is still reported "started".
+        if any(self._up) or any(s is not None for s in self._stoppers):
             self.state.status = "stopping"
             await asyncio.shield(self._walk_stop())
         culprit = self._failure[0] if self._failure else None
