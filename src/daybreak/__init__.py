@@ -6,12 +6,14 @@ loaded on first use.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
-
 from daybreak._version import __version__
 
+# Not ``from typing import TYPE_CHECKING``: importing typing would triple the
+# cost of ``import daybreak``; type checkers treat this name the same way.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     from daybreak.errors import (
         CycleError,
         DaybreakError,
@@ -66,6 +68,8 @@ def __getattr__(name: str) -> Any:
     module = _WHERE.get(name)
     if module is None:
         raise AttributeError(f"module 'daybreak' has no attribute {name!r}")
+    import importlib
+
     value = getattr(importlib.import_module(f"daybreak.{module}"), name)
     globals()[name] = value
     return value
