@@ -6,6 +6,7 @@ import asyncio
 import itertools
 import logging
 import os
+import threading
 import time
 import tracemalloc
 from collections.abc import AsyncIterator
@@ -117,8 +118,6 @@ async def test_otel_spans_per_phase_and_component_with_errors() -> None:
 
 async def test_memory_monitor_samples_on_the_loop_and_warns_on_sustained_growth(
         caplog: pytest.LogCaptureFixture) -> None:
-    import threading
-
     from daybreak.monitor import MemoryMonitor, memory_monitor
 
     fake = iter(range(0, 10**9, 1_000_000))  # +1 MB per sample: a steady leak
@@ -279,3 +278,5 @@ async def test_memory_monitor_top_sites_names_the_line_that_leaks(caplog: pytest
     warning = [r for r in caplog.records if r.name == "daybreak.monitor"]
     assert warning and warning[0].levelno == logging.WARNING and leak_line in warning[0].getMessage()
     assert tracemalloc.is_tracing() == tracing_before  # stopped with the monitor that started it
+    assert system.report().leftovers == {"threads": [], "tasks": [], "fds": []}
+    assert not [t for t in threading.enumerate() if t.name == "daybreak-memory-sites"]

@@ -9,8 +9,7 @@ import inspect
 import types
 import typing
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 __all__ = ["Analysis", "Param", "analyse", "type_name"]
 
@@ -27,16 +26,16 @@ _SYNC_CM = {contextlib.AbstractContextManager}
 _ASYNC_CM = {contextlib.AbstractAsyncContextManager}
 
 
-@dataclass(frozen=True, slots=True)
-class Param:
+# Named tuples, not frozen dataclasses: a plan builds thousands of them, and
+# a frozen dataclass's __init__ costs several times more.
+class Param(NamedTuple):
     name: str
     key: Any  # the type asked for
     optional: bool  # annotated ``T | None``
     has_default: bool
 
 
-@dataclass(frozen=True, slots=True)
-class Analysis:
+class Analysis(NamedTuple):
     params: tuple[Param, ...]
     provides: Any  # None: provides nothing
     call: Call
@@ -95,7 +94,7 @@ def _hints(fn: Callable[..., Any]) -> dict[str, Any]:
     annotations = getattr(fn, "__annotations__", None)
     # A decorator's wrapper lives in the decorator's module: names resolve
     # where the original function was written (typing does the same).
-    globalns = getattr(inspect.unwrap(fn), "__globals__", None)
+    globalns = getattr(inspect.unwrap(fn) if hasattr(fn, "__wrapped__") else fn, "__globals__", None)
     if not isinstance(annotations, dict) or not isinstance(globalns, dict):
         try:
             return typing.get_type_hints(fn)
@@ -138,6 +137,8 @@ def _parameters(fn: Callable[..., Any], factory: Callable[..., Any]) -> list[tup
 
 
 def _split_optional(ann: Any) -> tuple[Any, bool]:
+    if isinstance(ann, type):  # not a generic alias: those are no types on 3.11+
+        return ann, False
     origin = typing.get_origin(ann)
     if origin is typing.Union or origin is types.UnionType:
         args = [a for a in typing.get_args(ann) if a is not type(None)]

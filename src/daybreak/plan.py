@@ -12,7 +12,7 @@ import inspect
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from daybreak._introspect import Analysis, AnalysisError, analyse, type_name
 from daybreak.errors import (
@@ -30,8 +30,7 @@ if TYPE_CHECKING:
 __all__ = ["Dependency", "Plan", "Step", "build_plan"]
 
 
-@dataclass(frozen=True, slots=True)
-class Dependency:
+class Dependency(NamedTuple):
     """One parameter of a factory or check and the component that fills it."""
 
     parameter: str

@@ -665,6 +665,9 @@ class System:
             self._emit("component.started", i, duration_s=cs.duration_s, attempt=cs.attempts)
         finally:
             self._running.discard(name)
+            # A finished task (and its coroutine) need not outlive its step:
+            # thousands of them would only give the garbage collector work.
+            self._step_tasks.pop(i, None)
             self._note_births(name)
 
     def _note_births(self, name: str) -> None:
