@@ -16,14 +16,13 @@ import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pytest
 
+from _markers import marker_line
 from daybreak import Registry, StartupError, StartupReport, System
 
-HERE = Path(__file__).resolve()
 
 TIMEOUT = 0.6  # start timeout of the faulty component: generous, CI machines are loaded
 STOP_TIMEOUT = 0.25
@@ -36,11 +35,8 @@ STOPLESS = ("async fn", "sync fn")  # no stop code, so nothing of theirs can han
 
 
 def where(marker: str) -> str:
-    tag = f"# at: {marker}"
-    lines = HERE.read_text(encoding="utf-8").splitlines()
-    hits = [n for n, text in enumerate(lines, 1) if text.rstrip().endswith(tag)]
-    assert len(hits) == 1, f"marker {marker!r} found {len(hits)} times"
-    return f"{__file__}:{hits[0]}"
+    """``file:line`` of the line of this file that ends with ``# at: <marker>``."""
+    return marker_line(__file__, marker)
 
 
 class Base: ...

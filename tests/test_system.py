@@ -18,6 +18,7 @@ from typing import AsyncContextManager, ContextManager
 import pytest
 
 import daybreak
+from _markers import marker_line
 from daybreak import Disabled, Registry, StartupError, System, UsageError
 
 HERE = Path(__file__).resolve()
@@ -27,11 +28,7 @@ SRC = HERE.parent.parent / "src"
 
 def where(marker: str) -> str:
     """``file:line`` of the line of this file that ends with ``# at: <marker>``."""
-    tag = f"# at: {marker}"
-    lines = HERE.read_text(encoding="utf-8").splitlines()
-    hits = [n for n, text in enumerate(lines, 1) if text.rstrip().endswith(tag)]
-    assert len(hits) == 1, f"marker {marker!r} found {len(hits)} times"
-    return f"{__file__}:{hits[0]}"
+    return marker_line(__file__, marker)
 
 
 class Settings: ...
