@@ -23,7 +23,6 @@ import pytest
 from _markers import marker_line
 from daybreak import Registry, StartupError, StartupReport, System
 
-
 TIMEOUT = 0.6  # start timeout of the faulty component: generous, CI machines are loaded
 STOP_TIMEOUT = 0.25
 BLOCK = 0.3  # how long "blocks the loop" holds it; the threshold is 0.1 s
