@@ -575,7 +575,10 @@ async def test_health_memory_is_503_while_the_monitor_is_starting() -> None:
 
 
 async def test_metrics_route_serves_prometheus_metrics_over_uvicorn() -> None:
+    """metrics_route(app) in one line; the documented mount of metrics_app() serves the same."""
     pytest.importorskip("prometheus_client")
+    from daybreak.prometheus import metrics_app
+
     registry = Registry("metered")
 
     @registry.component
@@ -589,6 +592,7 @@ async def test_metrics_route_serves_prometheus_metrics_over_uvicorn() -> None:
     registry.add(memory_monitor(interval=0.02), name="memory", optional=True)
     app = make_app(registry)
     metrics_route(app)
+    app.mount("/mounted", metrics_app(system=lambda: app.state.daybreak))
     async with serve(app) as srv:
         response = await srv.client.get("/metrics")
         assert response.status_code == 200  # at /metrics itself: no redirect to /metrics/
@@ -602,6 +606,9 @@ async def test_metrics_route_serves_prometheus_metrics_over_uvicorn() -> None:
         assert re.search(r'^daybreak_memory_rss_bytes\{system="metered"\} [1-9]', text, re.M)
         assert 'daybreak_memory_warnings_total{system="metered"} 0.0' in text
         assert (await srv.client.post("/metrics")).status_code == 405
+        mounted = await srv.client.get("/mounted/")
+        assert mounted.status_code == 200
+        assert 'daybreak_system_status{status="degraded",system="metered"} 1.0' in mounted.text
         schema = (await srv.client.get("/openapi.json")).json()
         assert "/metrics" not in schema["paths"]
         assert "/health/memory" in schema["paths"]

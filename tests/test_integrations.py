@@ -181,6 +181,20 @@ def test_memory_monitor_keeps_a_bounded_window() -> None:
     assert warned_at == [4, 14, 24, 34]  # from min_samples on, at most once per window, while it grows
 
 
+def test_memory_monitor_checks_a_long_window_every_thirtieth_of_it() -> None:
+    """With window=60 the window is checked every 2 samples: the first warning waits for an even tick."""
+    from daybreak.monitor import MemoryMonitor
+
+    ticks = itertools.count()
+    monitor = MemoryMonitor(interval=1, window=60, min_samples=5, threshold=1024,
+                            read_rss=lambda: next(ticks) * 1_000_000, clock=lambda: float(len(monitor.samples)))
+    for _ in range(5):
+        monitor.sample()
+    assert monitor.warnings == 0  # 5 samples, but 5 is odd
+    monitor.sample()
+    assert monitor.warnings == 1
+
+
 def test_memory_monitor_checks_its_options_at_declaration() -> None:
     from daybreak.monitor import memory_monitor
 
@@ -190,6 +204,8 @@ def test_memory_monitor_checks_its_options_at_declaration() -> None:
         memory_monitor(interval=0)
     with pytest.raises(ValueError, match=r"top_sites=-1"):
         memory_monitor(top_sites=-1)
+    with pytest.raises(ValueError, match=r"trace_frames=0"):
+        memory_monitor(top_sites=5, trace_frames=0)
     with pytest.raises(TypeError, match="intervall"):
         memory_monitor(intervall=1)
 
@@ -236,8 +252,14 @@ def _grow() -> None:
 class Leaky: ...
 
 
-async def test_memory_monitor_top_sites_names_the_line_that_leaks(caplog: pytest.LogCaptureFixture) -> None:
-    """With top_sites, the warning names the allocating line, not the line that called it."""
+@pytest.mark.parametrize("already_tracing", [False, True], ids=["own-tracing", "tracing-of-others"])
+async def test_memory_monitor_top_sites_names_the_line_that_leaks(
+        caplog: pytest.LogCaptureFixture, already_tracing: bool) -> None:
+    """With top_sites, the warning names the allocating line, not the line that called it.
+
+    The monitor starts tracemalloc and stops it after, or, when it already
+    runs, compares snapshots and leaves it running.
+    """
     from daybreak.monitor import MemoryMonitor, memory_monitor
 
     registry = Registry("leaky")
@@ -258,6 +280,8 @@ async def test_memory_monitor_top_sites_names_the_line_that_leaks(caplog: pytest
     registry.add(memory_monitor(interval=0.01, window=10, min_samples=5, threshold=1024, top_sites=3,
                                 read_rss=lambda: next(fake)), name="memory")
     tracing_before = tracemalloc.is_tracing()
+    if already_tracing and not tracing_before:
+        tracemalloc.start(10)
     leak_line = f"{__file__}:{_grow.__code__.co_firstlineno + 1}"
     try:
         async with registry.start() as system:
@@ -267,8 +291,11 @@ async def test_memory_monitor_top_sites_names_the_line_that_leaks(caplog: pytest
                 assert time.monotonic() < deadline, "no warning"
                 await asyncio.sleep(0.01)
             data = monitor.to_dict()
+        tracing_after = tracemalloc.is_tracing()
     finally:
         _kept.clear()
+        if already_tracing and not tracing_before:
+            tracemalloc.stop()
     assert data["sites"] == monitor.sites
     top = monitor.sites[0]
     assert top["where"] == leak_line
@@ -277,6 +304,6 @@ async def test_memory_monitor_top_sites_names_the_line_that_leaks(caplog: pytest
     assert f"{leak_line} +{top['bytes']} B" in (monitor.last_warning or "")
     warning = [r for r in caplog.records if r.name == "daybreak.monitor"]
     assert warning and warning[0].levelno == logging.WARNING and leak_line in warning[0].getMessage()
-    assert tracemalloc.is_tracing() == tracing_before  # stopped with the monitor that started it
+    assert tracing_after == (tracing_before or already_tracing)  # stopped only by the monitor that started it
     assert system.report().leftovers == {"threads": [], "tasks": [], "fds": []}
     assert not [t for t in threading.enumerate() if t.name == "daybreak-memory-sites"]

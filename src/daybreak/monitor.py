@@ -22,15 +22,16 @@ top growing allocation sites when sustained growth exceeds the threshold.
 Cost (``benchmarks/bench_monitor.py``): a sample reads ``/proc/self/statm``;
 every ``window // 30`` samples the window is checked, and the trend is
 computed only when its newest third sits clearly above its oldest third.
-About 0.2 ms of CPU per sample, most of it the event loop waking up: 0.02% of
-a core at the default 1 s interval. ``top_sites > 0`` turns on
+About 0.2-0.3 ms of CPU per sample, most of it the event loop waking up:
+0.03% of a core at the default 1 s interval. ``top_sites > 0`` turns on
 :mod:`tracemalloc`, which makes *every* allocation of the process dearer
-(allocation-heavy code ran 25x slower with 5 frames, 60x with the default
-25, on the benchmark's machine) and keeps memory per live block. The sites of
-a warning are found by grouping a snapshot of the heap in a short-lived
-thread (``daybreak-memory-sites``), with tracing paused, so that the event
-loop keeps serving (it waited 0.16 s, for the snapshot, over 190,000 live
-blocks). Use it to chase a leak, not by default.
+(allocation-heavy code ran 25-30x slower with 5 frames, 40-60x with the
+default 25, on the benchmark's machine) and keeps memory per live block. The
+sites of a warning are found by grouping a snapshot of the heap in a
+short-lived thread (``daybreak-memory-sites``), with tracing paused, so that
+the event loop keeps serving (it waited 0.1-0.16 s, for the snapshot, over
+190,000 live blocks; grouping them traced on the loop took 6-8 s). Use it to
+chase a leak, not by default.
 """
 
 from __future__ import annotations
@@ -114,9 +115,9 @@ class MemoryMonitor:
     (tracebacks are cut where daybreak or the event loop called the project,
     as by ``daybreak leaks``). tracemalloc keeps ``trace_frames`` frames per
     allocation (default 25): fewer cost less, but may not reach the
-    project's frame under a deep library. Grouping the heap's blocks takes time in a big
-    process, so it runs in a short-lived thread (``daybreak-memory-sites``)
-    and the warning is logged when it is done.
+    project's frame under a deep library. Grouping the heap's blocks takes
+    time in a big process, so it runs in a short-lived thread
+    (``daybreak-memory-sites``) and the warning is logged when it is done.
 
     Start and stop it with ``async with monitor:`` (or :meth:`start` and
     :meth:`stop`), inside a running event loop.
@@ -145,6 +146,7 @@ class MemoryMonitor:
     _check_every: int = field(default=1, init=False, repr=False)
     _attribution: asyncio.Future[None] | None = field(default=None, init=False, repr=False)
     _attribution_thread: threading.Thread | None = field(default=None, init=False, repr=False)
+    _tracing_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     def __post_init__(self) -> None:
         def bad(name: str, expected: str) -> ValueError:
@@ -194,22 +196,29 @@ class MemoryMonitor:
     async def stop(self) -> None:
         """Stop sampling (and tracemalloc, if this monitor started it). A second stop is a no-op."""
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            await asyncio.wait([task])  # waits without taking on the task's cancellation
-        attribution, self._attribution = self._attribution, None
-        if attribution is not None:
-            await asyncio.wait([attribution])  # a comparison in progress ends on its own
-        thread, self._attribution_thread = self._attribution_thread, None
-        if thread is not None:
-            thread.join(1.0)  # it has handed its result over: only its return is left
-        self._release_tracemalloc()
+        try:
+            if task is not None:
+                task.cancel()
+                await asyncio.wait([task])  # waits without taking on the task's cancellation
+            attribution, self._attribution = self._attribution, None
+            if attribution is not None:
+                await asyncio.wait([attribution])  # a comparison in progress ends on its own
+            thread, self._attribution_thread = self._attribution_thread, None
+            if thread is not None:
+                thread.join(1.0)  # it has handed its result over: only its return is left
+        finally:
+            self._release_tracemalloc()
+
+    def _owning(self) -> bool:
+        """Whether this monitor started tracemalloc, read afresh (another thread may change it)."""
+        return self._owns_tracemalloc
 
     def _release_tracemalloc(self) -> None:
         self._baseline = None
-        if self._owns_tracemalloc:
-            self._owns_tracemalloc = False
-            tracemalloc.stop()
+        with self._tracing_lock:  # not while a comparison pauses the tracing: it restarts it
+            if self._owns_tracemalloc:
+                self._owns_tracemalloc = False
+                tracemalloc.stop()
 
     async def __aenter__(self) -> MemoryMonitor:
         self.start()
@@ -331,23 +340,28 @@ class MemoryMonitor:
             return []
         from daybreak.leaks import _sites  # the leak checker's attribution; imported at start
 
-        current = tracemalloc.take_snapshot()
         if not self._owns_tracemalloc:
+            current = tracemalloc.take_snapshot()
             if self._baseline is None:
                 return []
             found = _sites(self._baseline, current, 1, 0)
             if advance:
                 self._baseline = current
-        else:
-            empty = tracemalloc.Snapshot((), current.traceback_limit)
-            if advance:
+        elif advance:
+            with self._tracing_lock:
+                if not self._owning():  # stopped meanwhile
+                    return []
+                current = tracemalloc.take_snapshot()
                 tracemalloc.stop()
-                try:
-                    found = _sites(empty, current, 1, 0)
-                finally:
-                    tracemalloc.start(self.trace_frames)
-            else:
-                found = _sites(empty, current, 1, 0)
+            try:
+                found = _sites(tracemalloc.Snapshot((), current.traceback_limit), current, 1, 0)
+            finally:
+                with self._tracing_lock:
+                    if self._owning():
+                        tracemalloc.start(self.trace_frames)
+        else:
+            current = tracemalloc.take_snapshot()
+            found = _sites(tracemalloc.Snapshot((), current.traceback_limit), current, 1, 0)
         del current
         return [{"where": s.where, "bytes": int(s.bytes_per_cycle), "count": int(s.count_per_cycle),
                  "internal": s.internal} for s in found[: self.top_sites]]
