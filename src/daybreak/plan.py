@@ -68,13 +68,15 @@ class Plan:
     """A deterministic, validated start order. Built by :meth:`Registry.plan`."""
 
     def __init__(self, registry: Registry, steps: list[Step], phases: tuple[str, ...],
-                 gates: list[tuple[int, tuple[Step, ...]]]) -> None:
+                 gates: list[tuple[int, tuple[Step, ...]]], edges: Edges) -> None:
         self.registry = registry
         self.name = registry.name
         self.phases = phases
         self._steps = steps  # in plan order
         # gates[g] = (phase index it closes, the critical steps it waits for)
         self._gates = gates
+        # (n, out, indegree) in plan positions, gates after the steps.
+        self.edges = edges
         self._by_component = {s.component: s for s in steps}
         self._by_name = {s.name: s for s in steps}
         self._dependents: dict[Step, list[Step]] | None = None
@@ -485,10 +487,10 @@ def build_plan(registry: Registry, *, overrides: Mapping[Any, Any] | None = None
         for s in steps.values():
             s.gate = gate_of_phase.get(s.phase_index, -1)
 
-    ordered = _toposort(list(steps.values()), steps, gates, phases)
+    ordered, edges = _toposort(list(steps.values()), steps, gates, phases)
     for i, s in enumerate(ordered):
         s.position = i
-    return Plan(registry, ordered, phases, gates)
+    return Plan(registry, ordered, phases, gates, edges)
 
 
 def _join(problems: Sequence[str]) -> str:
@@ -590,10 +592,19 @@ def _plan_checks(b: _Builder, steps: dict[Component[Any], Step],
         s.checks = tuple(planned)
 
 
+Edges = tuple[int, list[list[int]], list[int]]
+
+
 def _toposort(nodes: list[Step], steps: Mapping[Component[Any], Step],
-              gates: list[tuple[int, tuple[Step, ...]]], phases: Sequence[str]) -> list[Step]:
-    """Kahn's algorithm, ties by (phase, declaration order); gates are virtual nodes."""
-    # Node ids: steps are 0..n-1, gate g is n+g.
+              gates: list[tuple[int, tuple[Step, ...]]], phases: Sequence[str]) -> tuple[list[Step], Edges]:
+    """Kahn's algorithm, ties by (phase, declaration order); gates are virtual nodes.
+
+    Returns the order and the graph in plan positions, ``(n, out, indegree)``
+    over steps ``0..n-1`` and gates ``n..``: the engine walks that graph.
+    """
+    # Sorted once by the tie-break, a node's index is its priority: the heap
+    # holds plain ints (gates as negatives, so they open as soon as they can).
+    nodes = sorted(nodes, key=lambda s: (s.phase_index, s.component.index))
     n = len(nodes)
     ident = {s: i for i, s in enumerate(nodes)}
     indegree = [0] * (n + len(gates))
@@ -609,26 +620,31 @@ def _toposort(nodes: list[Step], steps: Mapping[Component[Any], Step],
         for m in members:
             out[ident[m]].append(n + g)
             indegree[n + g] += 1
+    initial = list(indegree)
 
-    def key(i: int) -> tuple[int, int, int]:
-        if i >= n:
-            return (-1, -1, i)  # gates open as soon as they can
-        return (nodes[i].phase_index, nodes[i].component.index, i)
-
-    ready = [key(i) for i in range(n + len(gates)) if indegree[i] == 0]
+    ready = [i if i < n else n - 1 - i for i in range(n + len(gates)) if indegree[i] == 0]
     heapq.heapify(ready)
-    order: list[Step] = []
+    order: list[int] = []
     while ready:
-        i = heapq.heappop(ready)[2]
+        key = heapq.heappop(ready)
+        i = key if key >= 0 else n - 1 - key
         if i < n:
-            order.append(nodes[i])
+            order.append(i)
         for j in out[i]:
             indegree[j] -= 1
             if indegree[j] == 0:
-                heapq.heappush(ready, key(j))
+                heapq.heappush(ready, j if j < n else n - 1 - j)
     if len(order) < n:
         _raise_cycle(nodes, out, indegree, gates, phases)
-    return order
+    position = list(range(n + len(gates)))
+    for pos, i in enumerate(order):
+        position[i] = pos
+    out_by_position: list[list[int]] = [[]] * (n + len(gates))
+    indegree_by_position = [0] * (n + len(gates))
+    for i in range(n + len(gates)):
+        out_by_position[position[i]] = [position[j] for j in out[i]]
+        indegree_by_position[position[i]] = initial[i]
+    return [nodes[i] for i in order], (n, out_by_position, indegree_by_position)
 
 
 def _raise_cycle(nodes: list[Step], out: list[list[int]], indegree: list[int],

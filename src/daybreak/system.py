@@ -177,7 +177,6 @@ class System:
             tuple((d.parameter, plan.step(d.provider).position, d.optional)
                   for d in s.dependencies if d.provider is not None)
             for s in self._steps]
-        self._edges: tuple[int, list[list[int]], list[int]] | None = None
         self._reverse: list[list[int]] | None = None
         self._deadlines: _Deadlines | None = None
 
@@ -451,9 +450,7 @@ class System:
 
     def _graph(self) -> tuple[int, list[list[int]], list[int]]:
         """Edges in start direction over steps and gates: (n, out, indegree)."""
-        if self._edges is None:
-            self._edges = self._build_graph()
-        return self._edges
+        return self.plan.edges
 
     def _reverse_graph(self) -> list[list[int]]:
         """For each node, the nodes with an edge to it: what it stops after."""
@@ -465,24 +462,6 @@ class System:
                     ins[j].append(i)
             self._reverse = ins
         return self._reverse
-
-    def _build_graph(self) -> tuple[int, list[list[int]], list[int]]:
-        n = len(self._steps)
-        gates = self.plan.gate_count
-        out: list[list[int]] = [[] for _ in range(n + gates)]
-        indeg = [0] * (n + gates)
-        for s in self._steps:
-            for j in dict.fromkeys(j for _, j, _ in self._inputs[s.position]):
-                out[j].append(s.position)
-                indeg[s.position] += 1
-            if s.gate >= 0:
-                out[n + s.gate].append(s.position)
-                indeg[s.position] += 1
-        for g in range(gates):
-            for m in self.plan.gate_members(g):
-                out[m.position].append(n + g)
-                indeg[n + g] += 1
-        return n, out, indeg
 
     async def _walk_start(self) -> None:
         n, out, indeg = self._graph()
