@@ -88,3 +88,35 @@ class TestStart:
         threads = json.loads(result.stdout)["leftovers"]["threads"]
         assert [t["name"] for t in threads] == ["forgotten-worker"]
         assert threads[0]["component"] == "leaky_worker"
+
+
+class TestProgress:
+    async def test_lines_follow_the_start(self) -> None:
+        import io
+        import sys
+
+        sys.path.insert(0, str(FIXTURES))
+        from services import ok
+
+        from daybreak._console import Progress
+
+        stream = io.StringIO()
+        system = ok.start()
+        progress = Progress(system, stream=stream)
+        progress.draw()
+        assert "settings" in stream.getvalue() and "waiting" in stream.getvalue()
+        async with system:
+            progress.draw()
+        redrawn = stream.getvalue().split("F", 1)[1]  # after the cursor went back up
+        assert "done" in redrawn and "disabled" in redrawn and "ANALYTICS_URL is not set" in redrawn
+        assert "waiting" not in redrawn
+
+    def test_long_lines_are_cut_to_the_width(self) -> None:
+        import io
+
+        from daybreak._console import Progress
+
+        progress = Progress.__new__(Progress)
+        progress.stream = io.StringIO()
+        cut = progress._fit("\x1b[31mx\x1b[0m" + "y" * 500)
+        assert len(cut) == 120 and cut.endswith("…") and "\x1b" not in cut

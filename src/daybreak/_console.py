@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import sys
 import time
 from collections.abc import Mapping
@@ -78,6 +79,19 @@ class Progress:
             return f"  {s.red('✗')} {name:<28} {s.red('failed')}   {c.error}"
         return f"  {s.yellow('-')} {name:<28} {s.status(c.status)}  {c.reason or ''}"
 
+    def _fit(self, line: str) -> str:
+        # Cut long lines (a failure's message) so that the redraw stays in
+        # place; colour codes take no room, so cut the visible text only.
+        try:
+            width = os.get_terminal_size(self.stream.fileno()).columns
+        except OSError:
+            width = 0
+        width = width if width >= 40 else 120
+        visible = re.sub(r"\033\[[0-9;]*m", "", line)
+        if len(visible) <= width:
+            return line
+        return visible[: width - 1] + "…"
+
     def draw(self) -> None:
         state = self.system.state
         now = time.perf_counter() - self.system._t0
@@ -94,9 +108,8 @@ class Progress:
         header = f"{self.style.bold(self.system.name)}: {state.status}" + (
             f" (phase {state.phase})" if state.phase else "")
         lines.insert(0, header)
-        width = os.get_terminal_size(self.stream.fileno()).columns if self.style.on else 200
-        out = "".join(f"\033[{self._drawn}F" if self._drawn else "")
-        out += "".join(f"\033[2K{line[: width + 20]}\n" for line in lines)
+        out = f"\033[{self._drawn}F" if self._drawn else ""
+        out += "".join(f"\033[2K{self._fit(line)}\n" for line in lines)
         if self._drawn > len(lines):
             out += "\033[2K\n" * (self._drawn - len(lines))
         self.stream.write(out)
