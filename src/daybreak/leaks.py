@@ -56,7 +56,6 @@ import array
 import asyncio
 import functools
 import gc
-import inspect
 import itertools
 import json
 import math
@@ -79,6 +78,7 @@ from daybreak.diagnostics.frames import Frame, innermost_project_frame
 from daybreak.diagnostics.leftovers import LeftFd, LeftTask, LeftThread, Snapshot, leftovers_since
 from daybreak.errors import UsageError
 from daybreak.registry import Registry
+from daybreak.system import component_codes, component_of_task
 
 if TYPE_CHECKING:
     from daybreak.system import System
@@ -568,8 +568,8 @@ class _Run:
         if leaks["threads"] or leaks["tasks"] or leaks["fds"]:
             found = leftovers_since(base.resources, loop=loop,
                                     exclude_tasks=[me] if me is not None else [],
-                                    codes=_component_codes(self.registry),
-                                    task_component=_task_component)
+                                    codes=component_codes(self.registry.components),
+                                    task_component=component_of_task)
             if leaks["threads"]:
                 threads = _group_workers(found.threads, n)
             if leaks["tasks"]:
@@ -724,25 +724,6 @@ def _sites(before: tracemalloc.Snapshot, after: tracemalloc.Snapshot, cycles: in
         return found[:_MAX_SITES]
 
     return tuple(rank(project, False) or rank(internal, True))
-
-
-def _component_codes(registry: Registry) -> dict[types.CodeType, str]:
-    codes: dict[types.CodeType, str] = {}
-    for c in registry.components:
-        code = getattr(inspect.unwrap(c.factory), "__code__", None)
-        if isinstance(code, types.CodeType):
-            codes.setdefault(code, c.name)
-    return codes
-
-
-def _task_component(task: asyncio.Task[Any]) -> str | None:
-    from daybreak.system import current_component
-
-    get_context = getattr(task, "get_context", None)  # 3.12+
-    if get_context is None:
-        return None
-    value = get_context().get(current_component)
-    return value if isinstance(value, str) else None
 
 
 def _normal_name(name: str) -> str:

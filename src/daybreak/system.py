@@ -38,7 +38,7 @@ from daybreak.diagnostics.frames import Frame
 from daybreak.errors import Disabled, StartupError, UsageError
 from daybreak.events import Event, Listener, level_of, log_event, logger
 from daybreak.plan import Plan, Step
-from daybreak.registry import UNSET
+from daybreak.registry import UNSET, Component
 from daybreak.report import ErrorInfo, StartupReport
 
 __all__ = ["ComponentState", "System", "SystemState", "current_component"]
@@ -359,12 +359,7 @@ class System:
     def _start_watchdog(self, loop: asyncio.AbstractEventLoop) -> None:
         if self._block_threshold is None:
             return
-        codes: dict[CodeType, str] = {}
-        for s in self._steps:
-            for fn in (s.component.factory, *(pc.check.fn for pc in s.checks)):
-                code = getattr(inspect.unwrap(fn), "__code__", None)
-                if isinstance(code, CodeType):
-                    codes.setdefault(code, s.name)
+        codes = component_codes(s.component for s in self._steps)
         self._watchdog = LoopWatchdog(loop, threshold=self._block_threshold, codes=codes)
         self._watchdog.start()
 
@@ -996,15 +991,11 @@ class System:
         for worker in self._finishing:
             worker.join(1.0)
         self._finishing.clear()
-        codes: dict[CodeType, str] = {}
-        for s in self._steps:
-            code = getattr(inspect.unwrap(s.component.factory), "__code__", None)
-            if isinstance(code, CodeType):
-                codes.setdefault(code, s.name)
         current = asyncio.current_task() if caller is None else caller
         found = leftovers_since(self._snapshot, loop=self._loop,
                                 exclude_tasks=[t for t in (current,) if t is not None],
-                                codes=codes, task_component=_task_component)
+                                codes=component_codes(s.component for s in self._steps),
+                                task_component=component_of_task)
         self._leftovers = found.to_dict()
         for thread in self._leftovers["threads"]:
             if thread.get("component") is None:
@@ -1174,8 +1165,24 @@ def _r(x: float | None) -> float | None:
     return None if x is None else round(x, 6)
 
 
-def _task_component(task: asyncio.Task[Any]) -> str | None:
-    get_context = getattr(task, "get_context", None)  # 3.12+
+def component_codes(components: Iterable[Component[Any]]) -> dict[CodeType, str]:
+    """The code of each factory and check, mapped to its component's name.
+
+    A frame running one of these codes belongs to that component: that is how
+    a blocked loop, a leftover thread or a leftover task is attributed.
+    """
+    codes: dict[CodeType, str] = {}
+    for c in components:
+        for fn in (c.factory, *(check.fn for check in c.checks)):
+            code = getattr(inspect.unwrap(fn), "__code__", None)
+            if isinstance(code, CodeType):
+                codes.setdefault(code, c.name)
+    return codes
+
+
+def component_of_task(task: asyncio.Task[Any]) -> str | None:
+    """The component whose code created ``task`` (3.12+, where tasks show their context)."""
+    get_context = getattr(task, "get_context", None)
     if get_context is None:
         return None
     value = get_context().get(current_component)
