@@ -25,10 +25,10 @@ from daybreak._target import load_target
 from daybreak.cli import main
 from daybreak.leaks import (
     LeakedFd,
-    _sites,
     acheck,
     check,
     counted_leaks,
+    growth_sites,
     memory_leaks,
     memory_trend,
     parse_size,
@@ -239,7 +239,7 @@ def test_a_site_is_the_innermost_project_frame_below_the_engine() -> None:
         (4096, [(os.path.join(STDLIB, "json", "decoder.py"), 9), (helper, 3), (app, 12),
                 (DAYBREAK_SYSTEM, 600), (str(HERE / "test_app.py"), 40)]),
     )
-    (site,) = _sites(snapshot(), after, 2, 1024)
+    (site,) = growth_sites(snapshot(), after, 2, 1024)
     assert site.where == f"{helper}:3"
     assert (site.bytes_per_cycle, site.count_per_cycle) == (4096, 1)
     assert site.stack == (f"{app}:12", f"{helper}:3", os.path.join(STDLIB, "json", "decoder.py") + ":9")
@@ -250,17 +250,17 @@ def test_the_event_loop_and_its_caller_are_not_sites() -> None:
     outer = str(HERE / "test_app.py")  # the test that runs the loop: project code, but the harness
     base_events = os.path.join(os.path.dirname(asyncio.events.__file__), "base_events.py")
     loop_only = snapshot((8192, [(base_events, 1), HANDLE_RUN, (LIBRARY, 7), (outer, 40)]))
-    (site,) = _sites(snapshot(), loop_only, 1, 1024)
+    (site,) = growth_sites(snapshot(), loop_only, 1, 1024)
     assert site.internal and site.where == f"{base_events}:1"
     library = snapshot((8192, [(LIBRARY, 7), HANDLE_RUN, (outer, 40)]))
-    (site,) = _sites(snapshot(), library, 1, 1024)
+    (site,) = growth_sites(snapshot(), library, 1, 1024)
     assert not site.internal and site.where == f"{LIBRARY}:7"
 
 
 def test_sites_below_the_minimum_are_left_out() -> None:
     app = str(HERE / "app.py")
     after = snapshot((10 * KIB, [(app, 1)]), (32, [(app, 2)]))  # 64 B: 1/16 of the threshold
-    assert [s.where for s in _sites(snapshot(), after, 1, 1024)] == [f"{app}:1"]
+    assert [s.where for s in growth_sites(snapshot(), after, 1, 1024)] == [f"{app}:1"]
 
 
 def test_with_tracemalloc_already_tracing_sites_come_from_its_snapshots(leaky: Loader) -> None:

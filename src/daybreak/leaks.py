@@ -97,6 +97,7 @@ __all__ = [
     "add_arguments",
     "check",
     "counted_leaks",
+    "growth_sites",
     "memory_leaks",
     "memory_trend",
     "parse_size",
@@ -531,7 +532,7 @@ class _Run:
     async def _attribute(self, base: _Baseline) -> tuple[tuple[LeakSite, ...], int, int]:
         """(sites, cycles run for them, traceback limit) of the memory that grew."""
         if base.memory is not None:
-            return (_sites(base.memory, _snapshot(), self.cycles, self.threshold), 0,
+            return (growth_sites(base.memory, _snapshot(), self.cycles, self.threshold), 0,
                     tracemalloc.get_traceback_limit())
         tracemalloc.stop()
         tracemalloc.start(self.traceback_limit)
@@ -542,7 +543,7 @@ class _Run:
             await self._cycle(self.total + k, extra)
             await self._settle()
         gc.collect()
-        return _sites(before, _snapshot(), extra, self.threshold), extra, self.traceback_limit
+        return growth_sites(before, _snapshot(), extra, self.threshold), extra, self.traceback_limit
 
     # -- the verdict ------------------------------------------------------------------------------
     async def _report(self, base: _Baseline, end: Counter[type], loop: asyncio.AbstractEventLoop,
@@ -698,8 +699,15 @@ def _cut(traceback: tracemalloc.Traceback) -> list[Frame]:
     return frames
 
 
-def _sites(before: tracemalloc.Snapshot, after: tracemalloc.Snapshot, cycles: int,
-           threshold: float) -> tuple[LeakSite, ...]:
+def growth_sites(before: tracemalloc.Snapshot, after: tracemalloc.Snapshot, cycles: int,
+                 threshold: float) -> tuple[LeakSite, ...]:
+    """What grew from ``before`` to ``after``, by allocation site in the project's code.
+
+    Each site is the innermost project frame of the allocation, cut where
+    daybreak or the event loop called in; growth seen only inside the
+    standard library or daybreak is returned, marked internal, when nothing
+    else grew. Per cycle, over ``cycles``; sites under ``threshold / 16`` drop.
+    """
     project: dict[str, list[Any]] = {}
     internal: dict[str, list[Any]] = {}
     for stat in after.compare_to(before, "traceback"):

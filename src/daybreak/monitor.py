@@ -338,13 +338,13 @@ class MemoryMonitor:
         """
         if not self.top_sites or not tracemalloc.is_tracing():
             return []
-        from daybreak.leaks import _sites  # the leak checker's attribution; imported at start
+        from daybreak.leaks import growth_sites  # the leak checker's attribution; imported at start
 
         if not self._owns_tracemalloc:
             current = tracemalloc.take_snapshot()
             if self._baseline is None:
                 return []
-            found = _sites(self._baseline, current, 1, 0)
+            found = growth_sites(self._baseline, current, 1, 0)
             if advance:
                 self._baseline = current
         elif advance:
@@ -354,14 +354,14 @@ class MemoryMonitor:
                 current = tracemalloc.take_snapshot()
                 tracemalloc.stop()
             try:
-                found = _sites(tracemalloc.Snapshot((), current.traceback_limit), current, 1, 0)
+                found = growth_sites(tracemalloc.Snapshot((), current.traceback_limit), current, 1, 0)
             finally:
                 with self._tracing_lock:
                     if self._owning():
                         tracemalloc.start(self.trace_frames)
         else:
             current = tracemalloc.take_snapshot()
-            found = _sites(tracemalloc.Snapshot((), current.traceback_limit), current, 1, 0)
+            found = growth_sites(tracemalloc.Snapshot((), current.traceback_limit), current, 1, 0)
         del current
         return [{"where": s.where, "bytes": int(s.bytes_per_cycle), "count": int(s.count_per_cycle),
                  "internal": s.internal} for s in found[: self.top_sites]]
