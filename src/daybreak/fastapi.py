@@ -337,6 +337,12 @@ def _is_loopback(host: str | None) -> bool:
         return False
 
 
+def _unavailable() -> JSONResponse:
+    """503 for a probe of an app whose lifespan has not put a system on its state."""
+    return JSONResponse({"status": "unavailable", "error": "app.state.daybreak is not set"},
+                        status_code=503)
+
+
 def health_router(
     prefix: str = "/health",
     *,
@@ -400,8 +406,7 @@ def health_router(
     async def ready(request: Request) -> JSONResponse:
         system = getattr(request.app.state, _STATE_ATTR, None)
         if system is None:
-            return JSONResponse({"status": "unavailable",
-                                 "error": "app.state.daybreak is not set"}, status_code=503)
+            return _unavailable()
         status = system.state.status
         if status not in ("ready", "degraded"):
             body: dict[str, Any] = {"status": status, "phase": system.state.phase,
@@ -438,8 +443,7 @@ def health_router(
     async def startup(request: Request) -> JSONResponse:
         system = getattr(request.app.state, _STATE_ATTR, None)
         if system is None:
-            return JSONResponse({"status": "unavailable",
-                                 "error": "app.state.daybreak is not set"}, status_code=503)
+            return _unavailable()
         status = system.state.status
         code = 503 if status in ("pending", "starting", "failed") else 200
         return JSONResponse(system.report().to_dict(), status_code=code)
@@ -448,8 +452,7 @@ def health_router(
     async def memory(request: Request) -> JSONResponse:
         system = getattr(request.app.state, _STATE_ATTR, None)
         if system is None:
-            return JSONResponse({"status": "unavailable",
-                                 "error": "app.state.daybreak is not set"}, status_code=503)
+            return _unavailable()
         return _memory_response(system)
 
     if stacks:
