@@ -314,3 +314,70 @@ class TestPruning:
             self._registry().plan(overrides={Analytics: Analytics()})
         with pytest.raises(MissingDependencyError, match="only= asks for Analytics"):
             self._registry().plan(only=[Analytics])
+
+
+# -- the one-pass reading of plain functions ----------------------------------------------------
+# analyse() reads a plain function with bare-name annotations in one pass; every
+# such function must read exactly as the general path reads it.
+
+
+async def _one(s: Settings) -> Database: ...
+def _sync(s: Settings, c: Cache | None = None, *, k: Api) -> Database: ...
+async def _agen(s: Settings) -> AsyncIterator[Cache]:
+    yield Cache()
+def _gen() -> Iterator[Cache]:
+    yield Cache()
+def _cm(d: Database) -> ContextManager[Cache]: ...
+async def _acm(d: Database, s: Settings | None) -> AsyncContextManager[Api]: ...
+def _none(d: Database, s: Settings = Settings()) -> None: ...  # noqa: B008
+def _unannotated_return(d: Database): ...  # type: ignore[no-untyped-def]
+async def _defaults(a: Settings, b: Cache = Cache(), *, c: Api, d: Database = Database()) -> Api: ...  # noqa: B008
+def _keyword_only(*, a: Settings, b: Cache = Cache()) -> Analytics: ...  # noqa: B008
+
+ONE_PASS = {_one, _unannotated_return, _defaults, _keyword_only}
+
+
+@pytest.mark.parametrize("factory", [_one, _sync, _agen, _gen, _cm, _acm, _none, _unannotated_return,
+                                     _defaults, _keyword_only])
+@pytest.mark.parametrize("provides", [None, Analytics])
+def test_plain_functions_read_as_the_general_path_reads_them(factory, provides,  # type: ignore[no-untyped-def]
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    from daybreak import _introspect
+    from daybreak.registry import UNSET
+
+    wanted = UNSET if provides is None else provides
+    fast = _introspect._analyse_function(factory, wanted, UNSET)
+    assert (fast is not None) == (factory in ONE_PASS)
+    read = _introspect.analyse(factory, wanted, UNSET)
+    monkeypatch.setattr(_introspect, "_analyse_function", lambda *args: None)
+    assert read == _introspect.analyse(factory, wanted, UNSET)
+    assert fast is None or fast == read
+
+
+def _starred(*args: Settings) -> Database: ...
+def _string_union(s: "Settings | None") -> Database: ...  # noqa: UP037 - a string to evaluate
+def _no_annotation(s) -> Database: ...  # type: ignore[no-untyped-def]
+
+
+@pytest.mark.parametrize("factory", [_starred, _string_union, _no_annotation])
+def test_what_the_one_pass_cannot_read_goes_to_the_general_path(factory) -> None:  # type: ignore[no-untyped-def]
+    from daybreak import _introspect
+    from daybreak.registry import UNSET
+
+    assert _introspect._analyse_function(factory, UNSET, UNSET) is None
+
+
+CacheManager = ContextManager[Cache]
+
+
+def _aliased_manager() -> CacheManager: ...
+
+
+def test_provides_keeps_the_context_manager_its_return_annotation_names(monkeypatch: pytest.MonkeyPatch) -> None:
+    from daybreak import _introspect
+    from daybreak.registry import UNSET
+
+    read = _introspect.analyse(_aliased_manager, Analytics, UNSET)
+    assert (read.provides, read.enter) == (Analytics, "sync")
+    monkeypatch.setattr(_introspect, "_analyse_function", lambda *args: None)
+    assert _introspect.analyse(_aliased_manager, Analytics, UNSET) == read

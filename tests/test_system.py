@@ -20,6 +20,7 @@ import pytest
 import daybreak
 from _markers import marker_line
 from daybreak import Disabled, Registry, StartupError, System, UsageError
+from daybreak.system import current_component
 
 HERE = Path(__file__).resolve()
 FIXTURES = HERE.parent / "fixtures"
@@ -1512,3 +1513,88 @@ def test_signal_during_start_rolls_back(tmp_path: Path, signum: int, code: int) 
     assert lines == ["first started", "slow starting", "slow cancelled", "first stopped"]
     assert "interrupted by " + signal.Signals(signum).name in err
     assert "rolled back" in err
+
+
+# -- factories the engine steps by hand ---------------------------------------------------------
+# A coroutine factory is first stepped by the engine itself (most return at once);
+# one that waits is finished by daybreak._resume.resume, which must be `await`.
+
+
+async def test_a_factory_that_waits_several_times_gets_its_value_and_its_context() -> None:
+    registry = Registry("waits")
+    seen: list[object] = []
+
+    @registry.component
+    async def settings() -> Settings:
+        await asyncio.sleep(0)
+        seen.append(current_component.get())
+        await asyncio.sleep(0.01)
+        seen.append(asyncio.current_task())
+        return Settings()
+
+    @registry.component
+    async def database(s: Settings) -> Database:
+        return Database()
+
+    async with registry.start() as system:
+        assert isinstance(system[Settings], Settings)
+        assert isinstance(system[Database], Database)
+    assert seen[0] == "settings"
+    assert isinstance(seen[1], asyncio.Task) and seen[1] is not asyncio.current_task()
+
+
+async def test_a_timeout_reaches_the_factory_at_its_first_wait_and_its_cleanup_runs() -> None:
+    registry = Registry("cleanup")
+    log: list[str] = []
+
+    @registry.component(timeout=0.1, optional=True)
+    async def database() -> Database:
+        try:
+            await asyncio.Event().wait()  # at: first-wait
+        except asyncio.CancelledError:
+            log.append("cancelled")
+            await asyncio.sleep(0.01)  # cleanup that waits, after the cancellation
+            log.append("cleaned up")
+            raise
+        return Database()
+
+    async with registry.start() as system:
+        c = system.report().component("database")
+    assert log == ["cancelled", "cleaned up"]
+    assert c["status"] == "failed"
+    assert c["error"]["type"] == "TimeoutError"
+    assert c["hang"]["where"] == where("first-wait")
+    frames = c["hang"]["tasks"][0]["frames"]
+    assert [f["function"] for f in frames][-2:] == ["database", "wait"]
+
+
+async def test_a_factory_that_swallows_its_cancellation_can_still_finish() -> None:
+    registry = Registry("swallow")
+
+    @registry.component(timeout=0.05)
+    async def database() -> Database:
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.sleep(10)
+        await asyncio.sleep(0)  # waits again after the swallowed cancellation
+        return Database()
+
+    async with registry.start() as system:
+        # Its timeout fired; it chose to return anyway: it is up, no timeout is claimed.
+        assert isinstance(system[Database], Database)
+        assert system.report().component("database")["error"] is None
+
+
+async def test_a_block_that_ends_just_before_the_start_does_is_still_reported() -> None:
+    # On 3.12+, a step that returns at once after blocking the loop lets the start
+    # finish without a turn of the loop: the watchdog must not miss the block.
+    registry = Registry("late")
+
+    @registry.component
+    async def database() -> Database:
+        time.sleep(0.3)  # noqa: ASYNC251  # at: blocks-then-returns
+        return Database()
+
+    async with registry.start(block_threshold=0.1) as system:
+        blocks = system.report().loop_blocks
+    assert [(b["where"], b["component"]) for b in blocks] == [(where("blocks-then-returns"), "database")]
+    assert blocks[0]["duration_s"] >= 0.25

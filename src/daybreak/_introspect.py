@@ -170,7 +170,66 @@ def _unwrap(ann: Any) -> tuple[Any, Enter, bool]:
     return ann, "none", False
 
 
+_MISSING = object()
+
+
+def _analyse_function(fn: types.FunctionType, provides: Any, unset: Any) -> Analysis | None:
+    """The common factory, a plain function whose annotations are bare names, in one pass.
+
+    None for anything else (``*args``, an annotation to evaluate, a missing
+    one...): :func:`analyse`'s general path reads those, and words the errors.
+    """
+    code = fn.__code__
+    flags = code.co_flags
+    annotations = fn.__annotations__
+    if flags & (inspect.CO_VARARGS | inspect.CO_VARKEYWORDS) or type(annotations) is not dict:
+        return None
+    globalns = fn.__globals__
+    positional = code.co_argcount
+    names = code.co_varnames[: positional + code.co_kwonlyargcount]
+    params = []
+    if names:
+        first_default = positional - len(fn.__defaults__ or ())
+        kwdefaults = fn.__kwdefaults__ or {}
+        for index, name in enumerate(names):
+            ann = annotations.get(name, _MISSING)
+            if type(ann) is str:
+                ann = globalns.get(ann, _MISSING)
+            if ann is _MISSING or type(ann) is str:
+                return None
+            has_default = index >= first_default if index < positional else name in kwdefaults
+            if isinstance(ann, type):
+                params.append(Param(name, ann, False, has_default))
+            else:
+                key, optional = _split_optional(type(None) if ann is None else ann)
+                params.append(Param(name, key, optional, has_default))
+    ret = annotations.get("return")
+    if type(ret) is str:
+        ret = globalns.get(ret, _MISSING)
+        if ret is _MISSING or type(ret) is str:
+            return None
+    if flags & inspect.CO_ASYNC_GENERATOR:
+        call: Call = "agen"
+    elif flags & inspect.CO_GENERATOR:
+        call = "gen"
+    elif flags & inspect.CO_COROUTINE or inspect.iscoroutinefunction(fn):
+        call = "async"
+    else:
+        call = "sync"
+    provided, enter, await_result = _unwrap(ret)
+    if provides is not unset:
+        provided = provides
+    if provided is type(None):
+        provided = None
+    return Analysis(tuple(params), provided, call, enter, await_result and call == "sync")
+
+
 def analyse(factory: Callable[..., Any], provides: Any, unset: Any) -> Analysis:
+    if type(factory) is types.FunctionType and not hasattr(factory, "__wrapped__") \
+            and not hasattr(factory, "__signature__"):
+        fast = _analyse_function(factory, provides, unset)
+        if fast is not None:
+            return fast
     target = _target(factory)
     if isinstance(target, type):
         call: Call = "sync"
@@ -210,9 +269,16 @@ def analyse(factory: Callable[..., Any], provides: Any, unset: Any) -> Analysis:
                  and not code.co_flags & (inspect.CO_VARARGS | inspect.CO_VARKEYWORDS)
                  and not isinstance(factory, functools.partial))
     hints: dict[str, Any] = {}
-    needs_return = ret is unset and provides is unset
-    if not no_params or needs_return:
+    if not no_params:
         hints = _hints(hints_of)
+    elif ret is unset:
+        try:
+            hints = _hints(hints_of)
+        except AnalysisError:
+            if provides is unset:
+                raise
+            # provides= names the type; the annotation only says what to enter,
+            # and one that cannot be evaluated here says nothing.
     params: list[Param] = []
     if not no_params:
         for name, has_default in _parameters(target, factory):

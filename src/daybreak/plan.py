@@ -11,7 +11,7 @@ import heapq
 import inspect
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from daybreak._introspect import Analysis, AnalysisError, analyse, type_name
@@ -58,10 +58,14 @@ class Step:
     checks: tuple[PlannedCheck, ...]
     position: int = -1  # index in plan.order
     gate: int = -1  # index of the phase barrier it waits for, -1 for none
+    name: str = field(init=False)  # the component's: read on every event of the step
+    # A coroutine function that provides a plain instance: the engine awaits it
+    # directly, with nothing to enter or unwrap.
+    direct: bool = field(init=False)
 
-    @property
-    def name(self) -> str:
-        return self.component.name
+    def __post_init__(self) -> None:
+        self.name = self.component.name
+        self.direct = self.analysis.call == "async" and self.analysis.enter == "none"
 
 
 class Plan:

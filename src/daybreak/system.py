@@ -8,9 +8,9 @@ returns only when all of its tasks have finished.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import contextvars
-import functools
 import heapq
 import inspect
 import logging
@@ -21,11 +21,12 @@ import time
 import warnings
 import weakref
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from types import CodeType, TracebackType
+from types import CodeType, CoroutineType, TracebackType
 from typing import Any, Literal, TypeVar, cast, overload
 
 from daybreak._introspect import type_name
 from daybreak._redact import Redactor
+from daybreak._resume import resume
 from daybreak.diagnostics import (
     LoopWatchdog,
     Snapshot,
@@ -167,18 +168,21 @@ class System:
         self._snapshot: Snapshot | None = None
         self._leftovers: dict[str, list[dict[str, Any]]] = {"threads": [], "tasks": [], "fds": []}
         self._failure: tuple[int | None, ErrorInfo, str] | None = None
-        self._tasks: set[asyncio.Task[Any]] = set()
+        # The tasks of the graph walk under way, each with its node.
+        self._running_tasks: dict[asyncio.Task[Any], int] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop_done: asyncio.Future[None] | None = None
         self._emit_on = bool(self._listeners)
         self._log_level: int | None = logger.getEffectiveLevel()
+        # Whether routine events (a step starting or started) reach anyone.
+        self._chatty = True
         # Per step: (parameter, position of its provider, takes ``T | None``).
         self._inputs: list[tuple[tuple[str, int, bool], ...]] = [
             tuple((d.parameter, plan.step(d.provider).position, d.optional)
                   for d in s.dependencies if d.provider is not None)
             for s in self._steps]
         self._reverse: list[list[int]] | None = None
-        self._deadlines: _Deadlines | None = None
+        self._deadlines = _Deadlines(self._capture_hang)
 
     # -- access ------------------------------------------------------------
     @overload
@@ -265,6 +269,8 @@ class System:
         self._thread_count = threading.active_count()
         # Logging levels are read once: per event they would cost more than the step.
         self._log_level = logger.getEffectiveLevel() if logger.isEnabledFor(logging.CRITICAL) else None
+        self._chatty = self._emit_on or (self._log_level is not None and self._log_level <= logging.INFO)
+        self._deadlines.loop = loop
         self.state.status = "starting"
         self._emit("system.starting")
         self._start_watchdog(loop)
@@ -356,11 +362,14 @@ class System:
         self._emit("system.stopped", duration_s=self._stopped_s - (self._started_s or 0.0))
 
     # -- watchdog ----------------------------------------------------------
+    def _codes(self) -> dict[CodeType, str]:
+        """The code objects of this system's components (asked for only to blame a frame)."""
+        return component_codes(s.component for s in self._steps)
+
     def _start_watchdog(self, loop: asyncio.AbstractEventLoop) -> None:
         if self._block_threshold is None:
             return
-        codes = component_codes(s.component for s in self._steps)
-        self._watchdog = LoopWatchdog(loop, threshold=self._block_threshold, codes=codes)
+        self._watchdog = LoopWatchdog(loop, threshold=self._block_threshold, codes=self._codes)
         self._watchdog.start()
 
     def _pause_watchdog(self) -> None:
@@ -379,58 +388,69 @@ class System:
     def _settle(self) -> None:
         """Between start and stop, nothing of daybreak runs: no watchdog, no timer."""
         self._pause_watchdog()
-        if self._deadlines is not None:
-            self._deadlines.close()
+        self._deadlines.close()
 
     # -- graph walks -------------------------------------------------------
-    async def _walk(self, order: Sequence[int], preds: Callable[[int], int],
-                    succs: Callable[[int], Iterable[int]], run: Callable[[int], Awaitable[None] | None],
-                    priority: Callable[[int], int], abort: Callable[[], bool]) -> None:
+    async def _walk(self, preds: list[int], succs: Sequence[Sequence[int]],
+                    run: Callable[[int], Awaitable[None] | None], priority: Sequence[int],
+                    abort: Callable[[], bool]) -> None:
         """Run ``run(i)`` for every node once all of its predecessors finished.
 
-        Nodes are steps (0..n-1) and phase gates (n..). ``run`` returns an
-        awaitable to run in a task, or None when the node finished at once.
+        Nodes are steps (0..n-1) and phase gates (n..); ``preds[i]`` counts what
+        node ``i`` waits for, ``succs[i]`` lists what waits for it. ``run``
+        returns an awaitable to run in a task, or None when the node finished
+        at once. Ready nodes launch in ``priority`` order (distinct ints).
         """
         loop = asyncio.get_running_loop()
-        remaining = {i: preds(i) for i in order}
-        ready = [(priority(i), i) for i in order if remaining[i] == 0]
+        remaining = list(preds)
+        low = min(priority, default=0)
+        node_at = [0] * (max(priority, default=0) - low + 1)
+        for i, p in enumerate(priority):
+            node_at[p - low] = i
+        ready = [priority[i] for i, r in enumerate(remaining) if r == 0]
         heapq.heapify(ready)
-        left = len(order)
-        running: set[asyncio.Task[None]] = set()
+        left = len(remaining)
+        running = self._running_tasks = {}
         wake: asyncio.Future[None] = loop.create_future()
         limit = self._limit
 
         def finished(i: int) -> None:
             nonlocal left
             left -= 1
-            for j in succs(i):
-                r = remaining.get(j)
-                if r is None:
-                    continue
-                remaining[j] = r - 1
-                if r == 1:
-                    heapq.heappush(ready, (priority(j), j))
+            for j in succs[i]:
+                r = remaining[j] - 1
+                remaining[j] = r
+                if r == 0:
+                    heapq.heappush(ready, priority[j])
 
         def done(task: asyncio.Task[None]) -> None:
-            running.discard(task)
-            self._tasks.discard(task)
-            finished(task_node.pop(task))
+            finished(running.pop(task))
             launch()
 
-        task_node: dict[asyncio.Task[None], int] = {}
-
         def launch() -> None:
-            while ready and (limit is None or len(running) < limit) and not abort():
-                _, i = heapq.heappop(ready)
-                work = run(i)
-                if work is None:
+            # A task that finished as it was created (eager, it never had to wait)
+            # releases what waits for it only once everything ready now has been
+            # launched: what was ready together starts together, as it would
+            # with tasks that each take a turn of the loop.
+            early: list[int] = []
+            while True:
+                while ready and (limit is None or len(running) + len(early) < limit) and not abort():
+                    i = node_at[heapq.heappop(ready) - low]
+                    work = run(i)
+                    if work is None:
+                        finished(i)
+                        continue
+                    task = _new_task(loop, work)
+                    if task.done():
+                        early.append(i)
+                        continue
+                    running[task] = i
+                    task.add_done_callback(done)
+                if not early:
+                    break
+                for i in early:
                     finished(i)
-                    continue
-                task = _new_task(loop, work)
-                task_node[task] = i
-                running.add(task)
-                self._tasks.add(task)
-                task.add_done_callback(done)
+                early.clear()
             if (left == 0 or abort() or (not running and not ready)) and not wake.done():
                 wake.set_result(None)
 
@@ -460,23 +480,19 @@ class System:
 
     async def _walk_start(self) -> None:
         n, out, indeg = self._graph()
-        self._n = n
-        order = range(n + self.plan.gate_count)
+        gates = self.plan.gate_count
 
         def run(i: int) -> Awaitable[None] | None:
             if i >= n:
                 return None
             return self._begin(i)
 
-        def priority(i: int) -> int:
-            return i - n if i >= n else i
-
-        await self._walk(order, indeg.__getitem__, out.__getitem__, run, priority,
-                         lambda: self._failure is not None)
+        # Plan order; a gate before any step, so that it opens as soon as it can.
+        priority = [*range(n), *range(-gates, 0)]
+        await self._walk(indeg, out, run, priority, lambda: self._failure is not None)
 
     async def _walk_stop(self) -> None:
         n, out, _ = self._graph()
-        ins = self._reverse_graph()
 
         def run(i: int) -> Awaitable[None] | None:
             if i >= n or self._stoppers[i] is None:
@@ -485,8 +501,8 @@ class System:
                 return None
             return self._stop_step(i)
 
-        await self._walk(range(len(out)), lambda i: len(out[i]), ins.__getitem__, run,
-                         lambda i: -i, lambda: False)
+        await self._walk([len(targets) for targets in out], self._reverse_graph(), run,
+                         range(0, -len(out), -1), lambda: False)
 
     async def _rollback(self) -> None:
         # Every step that came up is stopped, also those without stop code,
@@ -542,55 +558,72 @@ class System:
     def _update_phase(self, step: Step) -> None:
         # Only forward: an optional step of an earlier phase may start after the
         # next phase has begun, and that phase has not started again.
-        if self.plan.phases and step.phase_index > self._phase_index:
+        if step.phase_index > self._phase_index:
             self._phase_index = step.phase_index
+            if not self.plan.phases:
+                return
             phase = self.plan.phases[step.phase_index]
             self.state.phase = phase
             self._emit("phase.started", phase=phase)
 
     async def _start_step(self, i: int, kwargs: dict[str, Any]) -> None:
+        # Most of a large plan is steps that finish at once: every line here is
+        # paid ten thousand times, so the rare cases stay out of the way.
+        step = self._steps[i]
+        name = step.name
         # A thread whose stack shows no code of the project (a target such as
         # ``event.wait``) can still be blamed: on the one step that was starting
         # when it was born.
-        name = self._steps[i].name
         self._running.add(name)
         try:
-            step = self._steps[i]
             c = step.component
             cs = self._cstate[i]
-            current_component.set(step.name)
-            self._update_phase(step)
-            self._step_tasks[i] = cast("asyncio.Task[Any]", asyncio.current_task())
+            current_component.set(name)
+            if step.phase_index > self._phase_index:
+                self._update_phase(step)
             cs.status = "starting"
-            cs.start_s = self._now()
-            self._emit("component.starting", i)
+            cs.start_s = time.perf_counter() - self._t0
+            if self._chatty:
+                self._emit("component.starting", i)
             attempts = c.retries + 1
             error: ErrorInfo | None = None
-            task = self._step_tasks[i]
-            # The common factory, a coroutine function providing a plain instance,
-            # is awaited right here: every coroutine object in the chain costs.
-            direct = step.analysis.call == "async" and step.analysis.enter == "none"
-            fired: list[dict[str, Any]] = []
+            timeout = step.timeout
+            deadlines = self._deadlines
+            task: asyncio.Task[Any] | None = None
             for attempt in range(1, attempts + 1):
                 cs.attempts = attempt
                 entry = None
-                if step.timeout is not None:
-                    if self._deadlines is None:
-                        self._deadlines = _Deadlines(asyncio.get_running_loop())
-                    entry = self._deadlines.add(step.timeout, functools.partial(self._expire, i, task, fired))
                 try:
                     try:
-                        if direct:
-                            self._values[i] = await c.factory(**kwargs)
+                        work = c.factory(**kwargs) if step.direct else None
+                        if type(work) is CoroutineType:
+                            # Stepped by hand: a factory that returns at once needs
+                            # no deadline, and most of a large plan is such factories.
+                            try:
+                                pending = work.send(None)
+                            except StopIteration as finished:
+                                self._values[i] = finished.value
+                            else:
+                                task = task or self._own_task(i)
+                                if timeout is not None:
+                                    entry = deadlines.add(timeout, i, task)
+                                self._values[i] = await resume(work, pending)
                         else:
-                            await self._invoke(i, kwargs)
+                            task = task or self._own_task(i)
+                            if timeout is not None:
+                                entry = deadlines.add(timeout, i, task)
+                            if work is None:
+                                await self._invoke(i, kwargs)
+                            else:  # a callable marked as a coroutine function
+                                self._values[i] = await work
                     except asyncio.CancelledError:
-                        if fired and task.uncancel() == 0:
-                            raise _Timeout(cast("float", step.timeout), fired.pop()) from None
+                        if (entry is not None and entry[_HANG] is not None
+                                and cast("asyncio.Task[Any]", task).uncancel() == 0):
+                            raise _Timeout(cast("float", timeout), entry[_HANG]) from None
                         raise
                     finally:
                         if entry is not None:
-                            self._deadlines.cancel(entry)  # type: ignore[union-attr]
+                            deadlines.cancel(entry)
                 except Disabled as exc:
                     cs.status = "disabled"
                     self._by_config[i] = True
@@ -611,10 +644,12 @@ class System:
                     error = None
                     break
                 if attempt < attempts:
+                    task = task or self._own_task(i)
                     delay = min(c.backoff * 2 ** (attempt - 1), _MAX_BACKOFF) * random.uniform(0.75, 1.25)
                     self._emit("component.retrying", i, attempt=attempt, error=str(error))
                     await asyncio.sleep(delay)
             if error is None and step.checks:
+                task = task or self._own_task(i)
                 error = await self._run_checks(i)
                 if error is not None:
                     await self._stop_step(i, after_check=True)
@@ -636,13 +671,19 @@ class System:
                 self._record_validation(step, "validator", step.name, "passed", cs.duration_s, None)
                 self._emit("validator.passed", i, duration_s=cs.duration_s)
             self._redact.learn(self._values[i])
-            self._emit("component.started", i, duration_s=cs.duration_s, attempt=cs.attempts)
+            if self._chatty:
+                self._emit("component.started", i, duration_s=cs.duration_s, attempt=cs.attempts)
         finally:
             self._running.discard(name)
             # A finished task (and its coroutine) need not outlive its step:
             # thousands of them would only give the garbage collector work.
             self._step_tasks.pop(i, None)
             self._note_births(name)
+
+    def _own_task(self, i: int) -> asyncio.Task[Any]:
+        """The task of step ``i``, now that it waits: a start that times out reports where."""
+        task = self._step_tasks[i] = cast("asyncio.Task[Any]", asyncio.current_task())
+        return task
 
     def _note_births(self, name: str) -> None:
         # Counting is O(1); listing threads is only worth it when one appeared.
@@ -775,23 +816,15 @@ class System:
             return await work
         task = asyncio.current_task()
         assert task is not None
-        fired: list[dict[str, Any]] = []
-        if self._deadlines is None:
-            self._deadlines = _Deadlines(asyncio.get_running_loop())
-        entry = self._deadlines.add(timeout, functools.partial(self._expire, i, task, fired))
+        entry = self._deadlines.add(timeout, i, task)
         try:
             return await work
         except asyncio.CancelledError:
-            if fired and task.uncancel() == 0:
-                raise _Timeout(timeout, fired[0]) from None
+            if entry[_HANG] is not None and task.uncancel() == 0:
+                raise _Timeout(timeout, entry[_HANG]) from None
             raise
         finally:
             self._deadlines.cancel(entry)
-
-    def _expire(self, i: int, task: asyncio.Task[Any], fired: list[dict[str, Any]]) -> None:
-        """A deadline passed: record where the task is stuck, then cancel it."""
-        fired.append(self._capture_hang(i, task))
-        task.cancel()
 
     def _capture_hang(self, i: int, task: asyncio.Task[Any]) -> dict[str, Any]:
         chain = await_chain(task)
@@ -835,7 +868,7 @@ class System:
                     if cs.start_s is not None:
                         cs.duration_s = self._now() - cs.start_s
                     self._emit("component.failed", i, error=str(cs.error), where=cs.error.where)
-        for task in list(self._tasks):
+        for task in list(self._running_tasks):
             task.cancel()
 
     # -- checks and validators --------------------------------------------
@@ -994,7 +1027,7 @@ class System:
         current = asyncio.current_task() if caller is None else caller
         found = leftovers_since(self._snapshot, loop=self._loop,
                                 exclude_tasks=[t for t in (current,) if t is not None],
-                                codes=component_codes(s.component for s in self._steps),
+                                codes=self._codes,
                                 task_component=component_of_task)
         self._leftovers = found.to_dict()
         for thread in self._leftovers["threads"]:
@@ -1084,71 +1117,93 @@ class System:
         return f"<System {self.name!r} {self.state.status}>"
 
 
+# An entry of _Deadlines: [when, task (None once cancelled or fired), step, hang].
+_TASK, _HANG = 1, 3
+
+
 class _Deadlines:
-    """Many timeouts on one timer: a heap of deadlines and one handle for the earliest.
+    """Many timeouts on one timer: a queue of deadlines per timeout value.
 
     Starting thousands of steps, a ``TimerHandle`` per step and its
-    cancellation cost more than the steps themselves.
+    cancellation cost more than the steps themselves. Deadlines of one timeout
+    value come in the order they end (the loop's clock only goes forward), so
+    each queue is sorted by construction and the timer waits for the earliest
+    head. When one fires, ``capture(step, task)`` records where the task is
+    stuck (the entry's hang) before the task is cancelled.
     """
 
-    __slots__ = ("_handle", "_heap", "_live", "_loop", "_seq", "_when")
+    __slots__ = ("_capture", "_handle", "_live", "_queues", "_when", "loop")
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
-        self._heap: list[list[Any]] = []
+    def __init__(self, capture: Callable[[int, asyncio.Task[Any]], dict[str, Any]]) -> None:
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self._capture = capture
+        self._queues: dict[float, collections.deque[list[Any]]] = {}
         self._handle: asyncio.TimerHandle | None = None
         self._when = 0.0
-        self._seq = 0
         self._live = 0
 
-    def add(self, delay: float, callback: Callable[[], None]) -> list[Any]:
-        when = self._loop.time() + delay
-        self._seq += 1
-        entry = [when, self._seq, callback]
-        heapq.heappush(self._heap, entry)
+    def add(self, delay: float, step: int, task: asyncio.Task[Any]) -> list[Any]:
+        assert self.loop is not None
+        when = self.loop.time() + delay
+        entry = [when, task, step, None]
+        queue = self._queues.get(delay)
+        if queue is None:
+            queue = self._queues[delay] = collections.deque()
+        queue.append(entry)
         self._live += 1
         if self._handle is None or when < self._when:
             self._arm(when)
         return entry
 
     def cancel(self, entry: list[Any]) -> None:
-        if entry[2] is not None:
-            entry[2] = None
+        if entry[_TASK] is not None:
+            entry[_TASK] = None
             self._live -= 1
             if self._live == 0:
-                # Nothing left to time: drop the heap. The timer stays armed until
+                # Nothing left to time: drop the queues. The timer stays armed until
                 # close() (it would find nothing): re-arming it for every short step costs.
-                self._heap.clear()
+                for queue in self._queues.values():
+                    queue.clear()
 
     def close(self) -> None:
         """Drop every deadline and the timer: nothing of the system stays in the loop."""
-        for entry in self._heap:
-            entry[2] = None
-        self._heap.clear()
+        for queue in self._queues.values():
+            for entry in queue:
+                entry[_TASK] = None
+        self._queues.clear()
         self._live = 0
         if self._handle is not None:
             self._handle.cancel()
             self._handle = None
 
     def _arm(self, when: float) -> None:
+        assert self.loop is not None
         if self._handle is not None:
             self._handle.cancel()
         self._when = when
-        self._handle = self._loop.call_at(when, self._fire)
+        self._handle = self.loop.call_at(when, self._fire)
 
     def _fire(self) -> None:
+        assert self.loop is not None
         self._handle = None
-        now = self._loop.time()
-        heap = self._heap
-        while heap and (heap[0][0] <= now or heap[0][2] is None):
-            entry = heapq.heappop(heap)
-            callback = entry[2]
-            if callback is not None:
-                entry[2] = None
-                self._live -= 1
-                callback()
-        if heap:
-            self._arm(heap[0][0])
+        now = self.loop.time()
+        due = []
+        heads = []
+        for queue in self._queues.values():
+            while queue and (queue[0][_TASK] is None or queue[0][0] <= now):
+                entry = queue.popleft()
+                if entry[_TASK] is not None:
+                    due.append(entry)
+            if queue:
+                heads.append(queue[0][0])
+        for entry in due:
+            task = entry[_TASK]
+            entry[_TASK] = None
+            self._live -= 1
+            entry[_HANG] = self._capture(entry[2], task)
+            task.cancel()
+        if heads:
+            self._arm(min(heads))
 
 
 if sys.version_info >= (3, 12):

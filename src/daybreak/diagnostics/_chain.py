@@ -16,6 +16,8 @@ import types
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from daybreak._resume import resume
+
 MAX_DEPTH = 200
 
 # C-level awaitables that hide what they wrap behind no attribute; their traverse
@@ -76,6 +78,10 @@ def _step(obj: object, frames: list[types.FrameType], waiters: list[object]) -> 
         return None
     if frame is None:  # finished: nothing below it is waiting
         return None
+    if awaited is None and frame.f_code is resume.__code__:
+        # The engine's hand-stepped factory: the future it yields is the
+        # coroutine's, and the coroutine is what the chain is about.
+        return frame.f_locals.get("coro")
     frames.append(frame)
     return awaited
 

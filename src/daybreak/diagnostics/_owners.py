@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import types
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+
+Codes = Mapping[types.CodeType, str]
 
 
 class Owners:
@@ -15,30 +17,45 @@ class Owners:
     of exactly one component belongs to it: a thread target defined next to its
     factory is the factory's, though its code is neither the factory's nor
     nested in it.
+
+    ``codes`` may be a callable that returns the map: the tables are built on
+    the first question, so a clean stop or a loop that never blocks pays
+    nothing for them.
     """
 
-    __slots__ = ("_by_code", "_by_file")
+    __slots__ = ("_by_code", "_by_file", "_source")
 
-    def __init__(self, codes: Mapping[types.CodeType, str] | None = None) -> None:
-        by_code: dict[types.CodeType, str] = dict(codes or {})
+    def __init__(self, codes: Codes | Callable[[], Codes] | None = None) -> None:
+        self._source = codes
+        self._by_code: dict[types.CodeType, str] | None = None
+        self._by_file: dict[str, str] = {}
+
+    def _tables(self) -> dict[types.CodeType, str]:
+        if self._by_code is not None:
+            return self._by_code
+        source = self._source
+        codes = (source() if callable(source) else source) or {}
+        by_code: dict[types.CodeType, str] = dict(codes)
         files: dict[str, set[str]] = {}
-        for code, name in (codes or {}).items():
+        for code, name in codes.items():
             files.setdefault(code.co_filename, set()).add(name)
             for nested in _nested(code):
                 by_code.setdefault(nested, name)
-        self._by_code = by_code
         self._by_file = {file: next(iter(names)) for file, names in files.items() if len(names) == 1}
+        self._by_code = by_code
+        return by_code
 
     def __bool__(self) -> bool:
-        return bool(self._by_code)
+        return bool(self._tables())
 
     def component_of(self, codes: Iterable[types.CodeType]) -> str | None:
         """The component of a stack given innermost first, or None."""
-        if not self._by_code:
+        by_code = self._tables()
+        if not by_code:
             return None
         stack = list(codes)
         for code in stack:
-            name = self._by_code.get(code)
+            name = by_code.get(code)
             if name is not None:
                 return name
         for code in stack:

@@ -5,15 +5,14 @@ from __future__ import annotations
 import asyncio
 import sys
 import threading
-import types
 import weakref
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any
 
 from daybreak.diagnostics._chain import raw_await_chain
 from daybreak.diagnostics._fds import describe_sockets, kind_of, open_fds
-from daybreak.diagnostics._owners import Owners, codes_of_frames
+from daybreak.diagnostics._owners import Codes, Owners, codes_of_frames
 from daybreak.diagnostics.frames import Frame, coro_name, frames_of, innermost_project_frame
 
 __all__ = ["LeftFd", "LeftTask", "LeftThread", "Leftovers", "Snapshot", "leftovers_since"]
@@ -134,14 +133,15 @@ def leftovers_since(
     *,
     loop: asyncio.AbstractEventLoop | None = None,
     exclude_tasks: Collection[asyncio.Task[Any]] = (),
-    codes: Mapping[types.CodeType, str] | None = None,
+    codes: Codes | Callable[[], Codes] | None = None,
     task_component: Callable[[asyncio.Task[Any]], str | None] | None = None,
 ) -> Leftovers:
     """Threads, pending tasks and descriptors alive now that were not in `before`.
 
     Each is blamed on a component where it can be told: a thread by its name
     (`daybreak:<component>`) or its stack, a task by `task_component` or its
-    await chain, both through `codes` (code object -> component name).
+    await chain, both through `codes` (code object -> component name, or a
+    callable returning that map: it is called only when something is left).
     """
     owners = Owners(codes)
     was_alive = before._old_ids()

@@ -17,11 +17,11 @@ import sys
 import threading
 import time
 import types
-from collections.abc import Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from daybreak.diagnostics._owners import Owners
+from daybreak.diagnostics._owners import Codes, Owners
 from daybreak.diagnostics.frames import Frame, innermost_project_frame
 
 __all__ = ["LoopBlock", "LoopWatchdog"]
@@ -63,7 +63,7 @@ class LoopWatchdog:
         loop: asyncio.AbstractEventLoop,
         *,
         threshold: float = 0.1,
-        codes: Mapping[types.CodeType, str] | None = None,
+        codes: Codes | Callable[[], Codes] | None = None,
     ) -> None:
         if not threshold > 0:
             raise ValueError(f"threshold must be a positive number of seconds, not {threshold!r}")
@@ -71,19 +71,20 @@ class LoopWatchdog:
         self.threshold = threshold
         self.blocks: list[LoopBlock] = []
         self.late_answers = 0
-        self._codes: Mapping[types.CodeType, str] = dict(codes or {})
-        self._owners = Owners(self._codes)
+        self._codes = codes
+        self._owners = Owners(codes)
         self._loop_ident = 0
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
         self._probe: _Probe | None = None
+        self._released_at = 0.0
 
     @property
-    def codes(self) -> Mapping[types.CodeType, str]:
+    def codes(self) -> Codes | Callable[[], Codes] | None:
         return self._codes
 
-    def set_codes(self, codes: Mapping[types.CodeType, str]) -> None:
-        self._codes = dict(codes)
+    def set_codes(self, codes: Codes | Callable[[], Codes] | None) -> None:
+        self._codes = codes
         # One assignment, so the watchdog thread sees either the old map or the new one.
         self._owners = Owners(self._codes)
 
@@ -105,6 +106,7 @@ class LoopWatchdog:
             )
         self._loop_ident = threading.get_ident()
         self._stopping.clear()
+        self._released_at = 0.0
         self._thread = threading.Thread(target=self._run, name=THREAD_NAME, daemon=True)
         self._thread.start()
 
@@ -112,6 +114,10 @@ class LoopWatchdog:
         thread, self._thread = self._thread, None
         if thread is None:
             return
+        if threading.get_ident() == self._loop_ident:
+            # The loop's own thread is here: whatever blocked it has ended, though
+            # the loop may not have run a callback (and answered a probe) since.
+            self._released_at = time.perf_counter()
         self._stopping.set()
         probe = self._probe
         if probe is not None:  # wakes the thread if it is waiting for a late answer
@@ -143,7 +149,7 @@ class LoopWatchdog:
         stopped = False
         while not probe.answered.is_set():
             if self._stopping.is_set() or self.loop.is_closed():
-                return
+                break
             if self.loop.is_running():
                 sample = self._sample()
                 if sample is not None and not probe.answered.is_set():
@@ -151,9 +157,10 @@ class LoopWatchdog:
             else:
                 stopped = True
             probe.answered.wait(self.threshold / (2 if stopped else 4))
-        if not probe.answered_at:  # woken by stop(), not by the loop
+        answered_at = probe.answered_at or self._released_at
+        if not answered_at:  # stopped from another thread while the loop was still busy
             return
-        duration = probe.answered_at - probe.posted_at
+        duration = answered_at - probe.posted_at
         if stopped or duration < self.threshold:
             return
         self.late_answers += 1
