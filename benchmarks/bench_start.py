@@ -7,7 +7,7 @@
    daybreak's start time against the critical path (the floor for any
    scheduler) and the speed-up over a sequential AsyncExitStack start.
 
-Run: python benchmarks/bench_start.py [--n 10000] [--repeat 3]
+Run: python benchmarks/bench_start.py [--n 10000] [--repeat 5]
 """
 
 from __future__ import annotations
@@ -100,7 +100,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--n", type=int, default=10_000)
     parser.add_argument("--dag", type=int, default=300)
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
 
     n = args.n
@@ -122,7 +122,8 @@ def main() -> None:
         with contextlib.suppress(ImportError):  # dishka is a dev extra
             dishka_s.append(asyncio.run(run_dishka(types, deps)))
     per = best(daybreak_s) / n * 1e6
-    print(f"   daybreak        {per:8.1f} µs/component  (best of {args.repeat})")
+    print(f"   daybreak        {per:8.1f} µs/component  (best of {args.repeat}; "
+          f"median {statistics.median(daybreak_s) / n * 1e6:.1f})")
     plan_s, start_s, stop_s = (min(x[k] for x in split) / n * 1e6 for k in range(3))
     print(f"                   = plan {plan_s:.1f} + start {start_s:.1f} + stop {stop_s:.1f} µs "
           "(each the best of its runs)")
@@ -136,10 +137,16 @@ def main() -> None:
           "(for reference only)")
     print(f"   AsyncExitStack  {best(stack_s) / n * 1e6:8.1f} µs/component  (sequential, no graph, no timeouts)")
     if dishka_s:
-        ratio = best(daybreak_s) / best(dishka_s)
+        # Each repeat runs both, one after the other: the ratio of a pair cancels
+        # most of what a shared machine adds to both. Best pair and median pair.
+        ratios = sorted(d / k for d, k in zip(daybreak_s, dishka_s, strict=True))
         print(f"   dishka          {best(dishka_s) / n * 1e6:8.1f} µs/component")
-        print(f"   daybreak / dishka = {ratio:.3f}  (target <= 0.10)")
-    print(f"   target <= 15 µs/component: {'met' if per <= 15 else 'NOT met'}")
+        print(f"   daybreak / dishka = {ratios[0]:.3f} best pair, {statistics.median(ratios):.3f} median "
+              "(target <= 0.10)")
+        # The issue's reference: dishka at 160 µs/component on its machine.
+        print(f"   on a machine where dishka takes 160 µs/component: {statistics.median(ratios) * 160:.1f} "
+              "µs/component (median pair; target <= 15)")
+    print(f"   target <= 15 µs/component here: {'met' if per <= 15 else 'NOT met'}")
 
     m = args.dag
     types = make_types(m)

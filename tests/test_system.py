@@ -1596,5 +1596,7 @@ async def test_a_block_that_ends_just_before_the_start_does_is_still_reported() 
 
     async with registry.start(block_threshold=0.1) as system:
         blocks = system.report().loop_blocks
-    assert [(b["where"], b["component"]) for b in blocks] == [(where("blocks-then-returns"), "database")]
-    assert blocks[0]["duration_s"] >= 0.25
+    # Only this block: a loaded machine may add short ones of its own elsewhere.
+    mine = [b for b in blocks if b["where"] == where("blocks-then-returns")]
+    assert [b["component"] for b in mine] == ["database"], blocks
+    assert mine[0]["duration_s"] >= 0.25

@@ -11,7 +11,7 @@ import heapq
 import inspect
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from daybreak._introspect import Analysis, AnalysisError, analyse, type_name
@@ -45,27 +45,31 @@ class PlannedCheck:
     dependencies: tuple[Dependency, ...]
 
 
-@dataclass(slots=True, eq=False)
 class Step:
     """A component as the plan runs it: resolved dependencies and settings."""
 
-    component: Component[Any]
-    analysis: Analysis
-    dependencies: tuple[Dependency, ...]
-    phase_index: int
-    timeout: float | None
-    stop_timeout: float | None
-    checks: tuple[PlannedCheck, ...]
-    position: int = -1  # index in plan.order
-    gate: int = -1  # index of the phase barrier it waits for, -1 for none
-    name: str = field(init=False)  # the component's: read on every event of the step
-    # A coroutine function that provides a plain instance: the engine awaits it
-    # directly, with nothing to enter or unwrap.
-    direct: bool = field(init=False)
+    # A plain class: a plan of ten thousand components builds ten thousand of them.
+    __slots__ = ("analysis", "checks", "component", "dependencies", "direct", "gate", "name",
+                 "phase_index", "position", "stop_timeout", "timeout")
 
-    def __post_init__(self) -> None:
-        self.name = self.component.name
-        self.direct = self.analysis.call == "async" and self.analysis.enter == "none"
+    def __init__(self, component: Component[Any], analysis: Analysis, dependencies: tuple[Dependency, ...],
+                 phase_index: int, timeout: float | None, stop_timeout: float | None) -> None:
+        self.component = component
+        self.name = component.name  # read on every event of the step
+        self.analysis = analysis
+        self.dependencies = dependencies
+        self.phase_index = phase_index
+        self.timeout = timeout
+        self.stop_timeout = stop_timeout
+        self.checks: tuple[PlannedCheck, ...] = ()
+        self.position = -1  # index in plan.order
+        self.gate = -1  # index of the phase barrier it waits for, -1 for none
+        # A coroutine function that provides a plain instance: the engine awaits
+        # it directly, with nothing to enter or unwrap.
+        self.direct = analysis.call == "async" and analysis.enter == "none"
+
+    def __repr__(self) -> str:
+        return f"<Step {self.position} {self.name!r}>"
 
 
 class Plan:
@@ -302,8 +306,9 @@ class _Builder:
         self.analyses: dict[Component[Any], Analysis] = {}
 
     def analysis(self, c: Component[Any]) -> Analysis | None:
-        if c in self.analyses:
-            return self.analyses[c]
+        known = self.analyses.get(c)
+        if known is not None:
+            return known
         try:
             a = analyse(c.factory, c.provides, UNSET)
         except AnalysisError as exc:
@@ -459,16 +464,11 @@ def build_plan(registry: Registry, *, overrides: Mapping[Any, Any] | None = None
     default_timeout = registry.default_timeout
     default_stop = registry.default_stop_timeout
     steps: dict[Component[Any], Step] = {}
+    analyses = b.analyses
     for c in components:
-        steps[c] = Step(
-            component=c,
-            analysis=b.analyses[c],
-            dependencies=deps[c],
-            phase_index=phase_index[c],
-            timeout=default_timeout if c.timeout is UNSET else c.timeout,  # type: ignore[arg-type]
-            stop_timeout=default_stop if c.stop_timeout is UNSET else c.stop_timeout,  # type: ignore[arg-type]
-            checks=(),
-        )
+        steps[c] = Step(c, analyses[c], deps[c], phase_index[c],
+                        default_timeout if c.timeout is UNSET else c.timeout,  # type: ignore[arg-type]
+                        default_stop if c.stop_timeout is UNSET else c.stop_timeout)  # type: ignore[arg-type]
     _plan_checks(b, steps, providers)
     if b.problems:
         raise MissingDependencyError(_join(b.problems))
@@ -614,9 +614,12 @@ def _toposort(nodes: list[Step], steps: Mapping[Component[Any], Step],
     indegree = [0] * (n + len(gates))
     out: list[list[int]] = [[] for _ in range(n + len(gates))]
     for i, s in enumerate(nodes):
-        for p in dict.fromkeys(d.provider for d in s.dependencies if d.provider is not None):
-            out[ident[steps[p]]].append(i)
-            indegree[i] += 1
+        providers = [ident[steps[d.provider]] for d in s.dependencies if d.provider is not None]
+        if len(providers) > 1:
+            providers = list(dict.fromkeys(providers))  # two parameters of one type: one edge
+        for k in providers:
+            out[k].append(i)
+        indegree[i] += len(providers)
         if s.gate >= 0:
             out[n + s.gate].append(i)
             indegree[i] += 1

@@ -136,7 +136,7 @@ class System:
         self._steps = plan.steps
         n = len(self._steps)
         self.state = SystemState(s.name for s in self._steps)
-        self._cstate = [self.state.components[s.name] for s in self._steps]
+        self._cstate = list(self.state.components.values())  # in plan order, as built
         self._values: list[Any] = [None] * n
         self._up = [False] * n
         # True where a step is off because configuration switched it (or what
@@ -177,9 +177,10 @@ class System:
         # Whether routine events (a step starting or started) reach anyone.
         self._chatty = True
         # Per step: (parameter, position of its provider, takes ``T | None``).
+        position = {s.component: s.position for s in self._steps}
         self._inputs: list[tuple[tuple[str, int, bool], ...]] = [
-            tuple((d.parameter, plan.step(d.provider).position, d.optional)
-                  for d in s.dependencies if d.provider is not None)
+            tuple([(d.parameter, position[d.provider], d.optional)
+                   for d in s.dependencies if d.provider is not None])
             for s in self._steps]
         self._reverse: list[list[int]] | None = None
         self._deadlines = _Deadlines(self._capture_hang)
@@ -267,9 +268,7 @@ class System:
         self._snapshot = Snapshot.take(loop)
         self._births = {id(t): (weakref.ref(t), set()) for t in threading.enumerate()}
         self._thread_count = threading.active_count()
-        # Logging levels are read once: per event they would cost more than the step.
-        self._log_level = logger.getEffectiveLevel() if logger.isEnabledFor(logging.CRITICAL) else None
-        self._chatty = self._emit_on or (self._log_level is not None and self._log_level <= logging.INFO)
+        self._read_log_level()
         self._deadlines.loop = loop
         self.state.status = "starting"
         self._emit("system.starting")
@@ -311,6 +310,11 @@ class System:
         self._lifecycle = "started"
         self._emit(f"system.{self.state.status}", duration_s=self._started_s)
 
+    def _read_log_level(self) -> None:
+        # Read once per start and per stop: per event it would cost more than the step.
+        self._log_level = logger.getEffectiveLevel() if logger.isEnabledFor(logging.CRITICAL) else None
+        self._chatty = self._emit_on or (self._log_level is not None and self._log_level <= logging.INFO)
+
     def _finish_failed(self) -> None:
         self.state.status = self._start_status = "failed"
         self.state.error = self._failure[1] if self._failure else None
@@ -338,6 +342,7 @@ class System:
         loop = asyncio.get_running_loop()
         done = self._stop_done = loop.create_future()
         self.state.status = "stopping"
+        self._read_log_level()
         self._emit("system.stopping")
         self._resume_watchdog()
         # The walk finishes even when this call is cancelled (every stop has its own
@@ -944,7 +949,8 @@ class System:
             cs.status = "stopped"
             cs.stop_status = "stopped"
             cs.stop_duration_s = 0.0
-            self._emit("component.stopped", i, duration_s=0.0)
+            if self._chatty:
+                self._emit("component.stopped", i, duration_s=0.0)
 
     async def _stop_step(self, i: int, *, after_check: bool = False) -> None:
         stopper = self._stoppers[i]
