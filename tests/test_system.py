@@ -1600,3 +1600,50 @@ async def test_a_block_that_ends_just_before_the_start_does_is_still_reported() 
     mine = [b for b in blocks if b["where"] == where("blocks-then-returns")]
     assert [b["component"] for b in mine] == ["database"], blocks
     assert mine[0]["duration_s"] >= 0.25
+
+
+async def test_a_timeout_the_factory_enforces_itself_is_reported_as_a_hang() -> None:
+    # The timeout comes from the factory (settings, asyncio.timeout): daybreak's
+    # report still shows where it was stuck and every thread's stack.
+    registry = Registry("own-timeout")
+
+    @registry.component(optional=True)
+    async def database() -> Database:
+        async with asyncio.timeout(0.05):
+            await asyncio.Event().wait()  # at: own-timeout
+        return Database()
+
+    @registry.component
+    async def cache() -> AsyncIterator[Cache]:
+        yield Cache()
+        async with asyncio.timeout(0.05):  # its stop code bounds itself too
+            await asyncio.Event().wait()  # at: own-stop-timeout
+
+    async with registry.start() as system:
+        c = system.report().component("database")
+    assert c["error"] == {"type": "TimeoutError", "where": where("own-timeout"),
+                          "message": "its own timeout expired (asyncio.timeout or wait_for in its code)"}
+    assert c["hang"]["where"] == where("own-timeout")
+    assert c["hang"]["threads"], "every thread's stack is kept"
+    stop = system.report().component("cache")["stop"]
+    assert (stop["error"]["type"], stop["error"]["where"]) == ("TimeoutError", where("own-stop-timeout"))
+    assert stop["hang"]["where"] == where("own-stop-timeout")
+
+
+async def test_a_factory_that_fails_fast_after_a_retried_own_timeout_keeps_no_old_hang() -> None:
+    registry = Registry("retried")
+    attempts: list[int] = []
+
+    @registry.component(optional=True, retries=1, backoff=0)
+    async def database() -> Database:
+        attempts.append(1)
+        if len(attempts) == 1:
+            async with asyncio.timeout(0.02):
+                await asyncio.Event().wait()
+        raise TimeoutError("the server said it timed out")  # not a cancellation of ours
+
+    async with registry.start() as system:
+        c = system.report().component("database")
+    assert len(attempts) == 2
+    assert c["error"]["message"] == "the server said it timed out"
+    assert c["hang"] is None

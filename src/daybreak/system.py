@@ -449,6 +449,7 @@ class System:
                     if task.done():
                         early.append(i)
                         continue
+                    task.step, task.capture = i, self._capture_hang
                     running[task] = i
                     task.add_done_callback(done)
                 if not early:
@@ -598,6 +599,8 @@ class System:
             for attempt in range(1, attempts + 1):
                 cs.attempts = attempt
                 entry = None
+                if isinstance(task, _StepTask):  # an earlier attempt's: the report shows the last one's
+                    task.hang = cs.hang = None
                 try:
                     try:
                         work = c.factory(**kwargs) if step.direct else None
@@ -645,6 +648,10 @@ class System:
                     raise
                 except BaseException as exc:  # any other BaseException is this step's failure too
                     error = self._error_info(exc)
+                    hang = _hang_of(task) if isinstance(exc, TimeoutError) else None
+                    if hang is not None:  # its own timeout cancelled it: show where it hung
+                        cs.hang = hang
+                        error = _own_timeout(error, hang)
                 else:
                     error = None
                     break
@@ -722,8 +729,12 @@ class System:
         if cs.attempts > 1:
             lines.append(f"  attempts: {cs.attempts} (retries={step.component.retries})")
         if error.type == "TimeoutError":
-            what = ("the check's timeout= (@component.check(timeout=...))"
-                    if error.message.startswith("check ") else f"timeout= on {step.name!r}")
+            if error.message.startswith("check "):
+                what = "the check's timeout= (@component.check(timeout=...))"
+            elif error.message.startswith("did not start within"):
+                what = f"timeout= on {step.name!r}"
+            else:
+                what = "the timeout its own code sets"
             lines.append("  what to do: the stuck line is shown above; fix the hang, or raise "
                          f"{what} if it is just slow")
         elif error.type in ("ConnectionRefusedError", "OSError", "ConnectionError"):
@@ -979,6 +990,10 @@ class System:
             raise
         except BaseException as exc:
             cs.stop_error = self._error_info(exc)
+            hang = _hang_of(asyncio.current_task()) if isinstance(exc, TimeoutError) else None
+            if hang is not None:
+                cs.stop_hang = hang
+                cs.stop_error = _own_timeout(cs.stop_error, hang)
         cs.stop_duration_s = time.perf_counter() - t0
         cs.stop_status = "failed" if cs.stop_error else "stopped"
         if not was_up:
@@ -1206,20 +1221,53 @@ class _Deadlines:
             task = entry[_TASK]
             entry[_TASK] = None
             self._live -= 1
-            entry[_HANG] = self._capture(entry[2], task)
-            task.cancel()
+            task.cancel()  # a step's task keeps where it was stuck (_StepTask)
+            entry[_HANG] = _hang_of(task) or self._capture(entry[2], task)
         if heads:
             self._arm(min(heads))
 
 
+class _StepTask(asyncio.Task[Any]):
+    """The task of one step: whatever cancels it, where it was stuck is kept first.
+
+    A timeout that a factory enforces itself (``asyncio.timeout`` with a value
+    from the settings, ``wait_for``) cancels the task as daybreak's own
+    timeouts do; the report then shows the same hang: the await chain and the
+    stack of every thread, taken before the cancellation unwound them.
+    """
+
+    hang: dict[str, Any] | None = None
+    step = -1
+    capture: Callable[[int, asyncio.Task[Any]], dict[str, Any]] | None = None
+
+    def cancel(self, msg: Any = None) -> bool:
+        if self.capture is not None and not self.done():
+            self.hang = self.capture(self.step, self)
+        return super().cancel(msg)
+
+
+def _own_timeout(error: ErrorInfo, hang: dict[str, Any]) -> ErrorInfo:
+    # The traceback of a TimeoutError ends at the `async with asyncio.timeout`
+    # line; the hang knows the line that was waiting.
+    return ErrorInfo(error.type, error.message or _OWN_TIMEOUT, hang.get("where") or error.where)
+
+
+_OWN_TIMEOUT = "its own timeout expired (asyncio.timeout or wait_for in its code)"
+
+
+def _hang_of(task: asyncio.Task[Any] | None) -> dict[str, Any] | None:
+    """Where ``task`` was stuck when it was last cancelled, if it is a step's task."""
+    return task.hang if isinstance(task, _StepTask) else None
+
+
 if sys.version_info >= (3, 12):
-    def _new_task(loop: asyncio.AbstractEventLoop, work: Awaitable[None]) -> asyncio.Task[None]:
+    def _new_task(loop: asyncio.AbstractEventLoop, work: Awaitable[None]) -> _StepTask:
         # Eager: a step that needs no waiting finishes inside this call, with
         # no trip through the event loop (most steps of a large plan).
-        return asyncio.Task(cast("Any", work), loop=loop, eager_start=True)
+        return _StepTask(cast("Any", work), loop=loop, eager_start=True)
 else:
-    def _new_task(loop: asyncio.AbstractEventLoop, work: Awaitable[None]) -> asyncio.Task[None]:
-        return loop.create_task(cast("Any", work))
+    def _new_task(loop: asyncio.AbstractEventLoop, work: Awaitable[None]) -> _StepTask:
+        return _StepTask(cast("Any", work), loop=loop)
 
 
 def _r(x: float | None) -> float | None:
