@@ -173,6 +173,18 @@ def _unwrap(ann: Any) -> tuple[Any, Enter, bool]:
 _MISSING = object()
 
 
+def _call_of(fn: types.FunctionType) -> Call:
+    # The code flags say it all; inspect's helpers would read them three times over.
+    flags = fn.__code__.co_flags
+    if flags & inspect.CO_ASYNC_GENERATOR:
+        return "agen"
+    if flags & inspect.CO_GENERATOR:
+        return "gen"
+    if flags & inspect.CO_COROUTINE or inspect.iscoroutinefunction(fn):
+        return "async"
+    return "sync"
+
+
 def _analyse_function(fn: types.FunctionType, provides: Any, unset: Any) -> Analysis | None:
     """The common factory, a plain function whose annotations are bare names, in one pass.
 
@@ -208,14 +220,7 @@ def _analyse_function(fn: types.FunctionType, provides: Any, unset: Any) -> Anal
         ret = globalns.get(ret, _MISSING)
         if ret is _MISSING or type(ret) is str:
             return None
-    if flags & inspect.CO_ASYNC_GENERATOR:
-        call: Call = "agen"
-    elif flags & inspect.CO_GENERATOR:
-        call = "gen"
-    elif flags & inspect.CO_COROUTINE or inspect.iscoroutinefunction(fn):
-        call = "async"
-    else:
-        call = "sync"
+    call = _call_of(fn)
     provided, enter, await_result = _unwrap(ret)
     if provides is not unset:
         provided = provides
@@ -245,16 +250,7 @@ def analyse(factory: Callable[..., Any], provides: Any, unset: Any) -> Analysis:
     if isinstance(target, type):
         pass
     elif isinstance(target, types.FunctionType):
-        # The code flags say it all; inspect's helpers would read them three times over.
-        flags = target.__code__.co_flags
-        if flags & inspect.CO_ASYNC_GENERATOR:
-            call = "agen"
-        elif flags & inspect.CO_GENERATOR:
-            call = "gen"
-        elif flags & inspect.CO_COROUTINE or inspect.iscoroutinefunction(target):
-            call = "async"
-        else:
-            call = "sync"
+        call = _call_of(target)
     elif inspect.isasyncgenfunction(target):
         call = "agen"
     elif inspect.isgeneratorfunction(target):
