@@ -49,15 +49,18 @@ class Step:
     """A component as the plan runs it: resolved dependencies and settings."""
 
     # A plain class: a plan of ten thousand components builds ten thousand of them.
-    __slots__ = ("analysis", "checks", "component", "dependencies", "direct", "gate", "name",
-                 "phase_index", "position", "stop_timeout", "timeout")
+    __slots__ = ("analysis", "checks", "component", "direct", "gate", "name", "phase_index",
+                 "position", "providers", "stop_timeout", "timeout")
 
-    def __init__(self, component: Component[Any], analysis: Analysis, dependencies: tuple[Dependency, ...],
-                 phase_index: int, timeout: float | None, stop_timeout: float | None) -> None:
+    def __init__(self, component: Component[Any], analysis: Analysis,
+                 providers: tuple[Component[Any] | None, ...], phase_index: int,
+                 timeout: float | None, stop_timeout: float | None) -> None:
         self.component = component
         self.name = component.name  # read on every event of the step
         self.analysis = analysis
-        self.dependencies = dependencies
+        # The provider of each parameter (None: it keeps its default), in
+        # parameter order: one tuple per step, not one object per edge.
+        self.providers = providers
         self.phase_index = phase_index
         self.timeout = timeout
         self.stop_timeout = stop_timeout
@@ -67,6 +70,12 @@ class Step:
         # A coroutine function that provides a plain instance: the engine awaits
         # it directly, with nothing to enter or unwrap.
         self.direct = analysis.call == "async" and analysis.enter == "none"
+
+    @property
+    def dependencies(self) -> tuple[Dependency, ...]:
+        """Each parameter with the component that fills it."""
+        return tuple(Dependency(p.name, p.key, p.optional, c)
+                     for p, c in zip(self.analysis.params, self.providers, strict=True))
 
     def __repr__(self) -> str:
         return f"<Step {self.position} {self.name!r}>"
@@ -120,8 +129,7 @@ class Plan:
 
     def predecessors(self, step: Step) -> list[Step]:
         """What ``step`` waits for: its providers and its phase barrier."""
-        out = [d.provider for d in step.dependencies if d.provider is not None]
-        preds = [self._by_component[c] for c in dict.fromkeys(out)]
+        preds = [self._by_component[c] for c in dict.fromkeys(step.providers) if c is not None]
         if step.gate >= 0:
             preds.extend(s for s in self._gates[step.gate][1] if s not in preds)
         return preds
@@ -200,7 +208,7 @@ class Plan:
             "provides": type_name(s.analysis.provides) if s.analysis.provides is not None else None,
             "phase": self.phases[s.phase_index] if self.phases else None,
             "critical": c.critical,
-            "depends_on": [d.provider.name for d in s.dependencies if d.provider is not None],
+            "depends_on": [c.name for c in s.providers if c is not None],
             "waits_for": [p.name for p in self.gate_members(s.gate)] if s.gate >= 0 else [],
             "timeout": s.timeout,
             "stop_timeout": s.stop_timeout,
@@ -269,7 +277,7 @@ class Plan:
             if phase != current:
                 lines.append(f"phase {phase}")
                 current = phase
-            deps = [d.provider.name for d in s.dependencies if d.provider is not None]
+            deps = [c.name for c in s.providers if c is not None]
             flags = [] if s.component.critical else ["optional"]
             if s.component.kind == "validator":
                 flags.append("validator")
@@ -426,20 +434,15 @@ def build_plan(registry: Registry, *, overrides: Mapping[Any, Any] | None = None
     components = [replaced.get(c, c) for c in components]
 
     # resolve dependencies
-    deps: dict[Component[Any], tuple[Dependency, ...]] = {}
+    # deps[c]: the provider of each parameter, None where none (its default, if any)
+    deps: dict[Component[Any], tuple[Component[Any] | None, ...]] = {}
     for c in [*components, *replaced]:
-        resolved = []
-        for p in b.analyses[c].params:
-            provider = providers.get(p.key)
-            if provider is None:
-                if p.has_default:
-                    resolved.append(Dependency(p.name, p.key, p.optional, None))
-                    continue
-                if c not in replaced:  # a replaced component's needs no longer matter
+        resolved = tuple([providers.get(p.key) for p in b.analyses[c].params])
+        if None in resolved and c not in replaced:  # a replaced component's needs no longer matter
+            for p, provider in zip(b.analyses[c].params, resolved, strict=True):
+                if provider is None and not p.has_default:
                     b.problems.append(_missing(c, p.name, p.key, providers))
-                continue
-            resolved.append(Dependency(p.name, p.key, p.optional, provider))
-        deps[c] = tuple(resolved)
+        deps[c] = resolved
 
     # prune: only=, and what only the replaced components needed
     keep = _keep(components, deps, providers, seen, replaced, only, registry)
@@ -448,14 +451,14 @@ def build_plan(registry: Registry, *, overrides: Mapping[Any, Any] | None = None
         raise MissingDependencyError(_join(b.problems))
 
     for c in components:
-        for d in deps[c]:
-            if d.provider is None or d.optional:
-                continue
-            if c.critical and d.provider.optional:
+        if not c.critical:
+            continue
+        for p, provider in zip(b.analyses[c].params, deps[c], strict=True):
+            if provider is not None and provider.optional and not p.optional:
                 b.problems.append(
-                    f"critical {c.kind} {c.name!r} needs {type_name(d.key)} from optional component "
-                    f"{d.provider.name!r} (parameter {d.parameter!r}); annotate it "
-                    f"`{d.parameter}: {type_name(d.key)} | None` to run without it, or make "
+                    f"critical {c.kind} {c.name!r} needs {type_name(p.key)} from optional component "
+                    f"{provider.name!r} (parameter {p.name!r}); annotate it "
+                    f"`{p.name}: {type_name(p.key)} | None` to run without it, or make "
                     f"{c.name!r} optional=True"
                 )
     if b.problems:
@@ -514,7 +517,7 @@ def _missing(c: Component[Any], parameter: str, key: Any, providers: Mapping[Any
             f"but no component provides it{hint}")
 
 
-def _keep(components: list[Component[Any]], deps: Mapping[Component[Any], tuple[Dependency, ...]],
+def _keep(components: list[Component[Any]], deps: Mapping[Component[Any], tuple[Component[Any] | None, ...]],
           providers: Mapping[Any, Component[Any]], by_name: Mapping[str, Component[Any]],
           replaced: Mapping[Component[Any], Component[Any]], only: Iterable[Any] | None,
           registry: Registry) -> set[Component[Any]]:
@@ -526,7 +529,7 @@ def _keep(components: list[Component[Any]], deps: Mapping[Component[Any], tuple[
             if c in out:
                 continue
             out.add(c)
-            todo.extend(d.provider for d in deps.get(c, ()) if d.provider is not None)
+            todo.extend(p for p in deps.get(c, ()) if p is not None)
         return out
 
     if only is not None:
@@ -570,7 +573,7 @@ def _plan_checks(b: _Builder, steps: dict[Component[Any], Step],
             x = todo.pop()
             if x not in reach:
                 reach.add(x)
-                todo.extend(d.provider for d in steps[x].dependencies if d.provider is not None)
+                todo.extend(c for c in steps[x].providers if c is not None)
         planned = []
         for check in c.checks:
             try:
@@ -596,7 +599,9 @@ def _plan_checks(b: _Builder, steps: dict[Component[Any], Step],
         s.checks = tuple(planned)
 
 
-Edges = tuple[int, list[list[int]], list[int]]
+# Tuples of ints: the garbage collector stops tracking them at its first look,
+# so ten thousand of them never weigh on its full collections.
+Edges = tuple[int, list[tuple[int, ...]], list[int]]
 
 
 def _toposort(nodes: list[Step], steps: Mapping[Component[Any], Step],
@@ -614,7 +619,7 @@ def _toposort(nodes: list[Step], steps: Mapping[Component[Any], Step],
     indegree = [0] * (n + len(gates))
     out: list[list[int]] = [[] for _ in range(n + len(gates))]
     for i, s in enumerate(nodes):
-        providers = [ident[steps[d.provider]] for d in s.dependencies if d.provider is not None]
+        providers = [ident[steps[c]] for c in s.providers if c is not None]
         if len(providers) > 1:
             providers = list(dict.fromkeys(providers))  # two parameters of one type: one edge
         for k in providers:
@@ -646,10 +651,10 @@ def _toposort(nodes: list[Step], steps: Mapping[Component[Any], Step],
     position = list(range(n + len(gates)))
     for pos, i in enumerate(order):
         position[i] = pos
-    out_by_position: list[list[int]] = [[]] * (n + len(gates))
+    out_by_position: list[tuple[int, ...]] = [()] * (n + len(gates))
     indegree_by_position = [0] * (n + len(gates))
     for i in range(n + len(gates)):
-        out_by_position[position[i]] = [position[j] for j in out[i]]
+        out_by_position[position[i]] = tuple([position[j] for j in out[i]])
         indegree_by_position[position[i]] = initial[i]
     return [nodes[i] for i in order], (n, out_by_position, indegree_by_position)
 

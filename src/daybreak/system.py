@@ -38,7 +38,7 @@ from daybreak.diagnostics import (
 from daybreak.diagnostics.frames import Frame
 from daybreak.errors import Disabled, StartupError, UsageError
 from daybreak.events import Event, Listener, level_of, log_event, logger
-from daybreak.plan import Plan, Step
+from daybreak.plan import Edges, Plan, Step
 from daybreak.registry import UNSET, Component
 from daybreak.report import ErrorInfo, StartupReport
 
@@ -179,10 +179,10 @@ class System:
         # Per step: (parameter, position of its provider, takes ``T | None``).
         position = {s.component: s.position for s in self._steps}
         self._inputs: list[tuple[tuple[str, int, bool], ...]] = [
-            tuple([(d.parameter, position[d.provider], d.optional)
-                   for d in s.dependencies if d.provider is not None])
+            tuple([(p.name, position[c], p.optional)
+                   for p, c in zip(s.analysis.params, s.providers, strict=True) if c is not None])
             for s in self._steps]
-        self._reverse: list[list[int]] | None = None
+        self._reverse: list[tuple[int, ...]] | None = None
         self._deadlines = _Deadlines(self._capture_hang)
 
     # -- access ------------------------------------------------------------
@@ -469,11 +469,11 @@ class System:
                     task.cancel()
                 await asyncio.wait(running, timeout=_ROLLBACK_GRACE)
 
-    def _graph(self) -> tuple[int, list[list[int]], list[int]]:
+    def _graph(self) -> Edges:
         """Edges in start direction over steps and gates: (n, out, indegree)."""
         return self.plan.edges
 
-    def _reverse_graph(self) -> list[list[int]]:
+    def _reverse_graph(self) -> list[tuple[int, ...]]:
         """For each node, the nodes with an edge to it: what it stops after."""
         if self._reverse is None:
             _, out, _ = self._graph()
@@ -481,7 +481,7 @@ class System:
             for i, targets in enumerate(out):
                 for j in targets:
                     ins[j].append(i)
-            self._reverse = ins
+            self._reverse = [tuple(sources) for sources in ins]  # untracked by the GC, as plan.edges
         return self._reverse
 
     async def _walk_start(self) -> None:
@@ -1071,7 +1071,7 @@ class System:
                 "critical": s.component.critical,
                 "status": cs.status,
                 "reason": cs.reason,
-                "depends_on": [d.provider.name for d in s.dependencies if d.provider is not None],
+                "depends_on": [c.name for c in s.providers if c is not None],
                 "start_s": _r(cs.start_s),
                 "duration_s": _r(cs.duration_s),
                 "attempts": cs.attempts,
