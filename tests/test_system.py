@@ -1647,3 +1647,32 @@ async def test_a_factory_that_fails_fast_after_a_retried_own_timeout_keeps_no_ol
     assert len(attempts) == 2
     assert c["error"]["message"] == "the server said it timed out"
     assert c["hang"] is None
+
+
+async def test_a_rollback_cancels_without_taking_stacks(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Taking every thread's stack for each of many cancelled steps would make a
+    # failed start slow; a rollback is not a hang.
+    registry = Registry("rollback")
+    captured: list[str] = []
+    original = System._capture_hang
+
+    def counting(self: System, i: int, task: asyncio.Task[object]) -> dict[str, object]:
+        captured.append(self.plan.steps[i].name)
+        return original(self, i, task)
+
+    monkeypatch.setattr(System, "_capture_hang", counting)
+    for k in range(20):
+        async def waits() -> None:
+            await asyncio.Event().wait()
+
+        registry.add(waits, name=f"waits{k}", provides=None)
+
+    @registry.component
+    async def fails() -> Database:
+        await asyncio.sleep(0.01)
+        raise ConnectionError("no database")
+
+    with pytest.raises(StartupError):
+        async with registry.start():
+            pass
+    assert captured == []

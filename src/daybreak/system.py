@@ -466,7 +466,7 @@ class System:
         finally:
             if running:
                 for task in running:
-                    task.cancel()
+                    _cancel_quietly(task)
                 await asyncio.wait(running, timeout=_ROLLBACK_GRACE)
 
     def _graph(self) -> Edges:
@@ -885,7 +885,7 @@ class System:
                         cs.duration_s = self._now() - cs.start_s
                     self._emit("component.failed", i, error=str(cs.error), where=cs.error.where)
         for task in list(self._running_tasks):
-            task.cancel()
+            _cancel_quietly(task)
 
     # -- checks and validators --------------------------------------------
     def _record_validation(self, step: Step, kind: str, name: str, status: str, duration: float,
@@ -1244,6 +1244,13 @@ class _StepTask(asyncio.Task[Any]):
         if self.capture is not None and not self.done():
             self.hang = self.capture(self.step, self)
         return super().cancel(msg)
+
+
+def _cancel_quietly(task: asyncio.Task[Any]) -> None:
+    """Cancel for a rollback: what is stuck was recorded already, or does not matter."""
+    if isinstance(task, _StepTask):
+        task.capture = None  # a thousand tasks, each with every thread's stack, would take seconds
+    task.cancel()
 
 
 def _own_timeout(error: ErrorInfo, hang: dict[str, Any]) -> ErrorInfo:
