@@ -176,12 +176,8 @@ class System:
         self._log_level: int | None = logger.getEffectiveLevel()
         # Whether routine events (a step starting or started) reach anyone.
         self._chatty = True
-        # Per step: (parameter, position of its provider, takes ``T | None``).
-        position = {s.component: s.position for s in self._steps}
-        self._inputs: list[tuple[tuple[str, int, bool], ...]] = [
-            tuple([(p.name, position[c], p.optional)
-                   for p, c in zip(s.analysis.params, s.providers, strict=True) if c is not None])
-            for s in self._steps]
+        # A provider's step, for its value: one dict, not an object per edge.
+        self._position = {s.component: s.position for s in self._steps}
         self._reverse: list[tuple[int, ...]] | None = None
         self._deadlines = _Deadlines(self._capture_hang)
 
@@ -532,11 +528,14 @@ class System:
         """Decide a ready step: skip it, or return the coroutine that starts it."""
         step = self._steps[i]
         kwargs: dict[str, Any] = {}
-        for parameter, j, optional in self._inputs[i]:
+        for p, provider in zip(step.analysis.params, step.providers, strict=True):
+            if provider is None:  # the parameter keeps its default
+                continue
+            j = self._position[provider]
             if self._up[j]:
-                kwargs[parameter] = self._values[j]
-            elif optional:
-                kwargs[parameter] = None
+                kwargs[p.name] = self._values[j]
+            elif p.optional:
+                kwargs[p.name] = None
             else:
                 cs = self._cstate[i]
                 dep = self._cstate[j]
