@@ -599,42 +599,62 @@ def _plan_checks(b: _Builder, steps: dict[Component[Any], Step],
         s.checks = tuple(planned)
 
 
-# Tuples of ints: the garbage collector stops tracking them at its first look,
-# so ten thousand of them never weigh on its full collections.
-Edges = tuple[int, list[tuple[int, ...]], list[int]]
+# A graph in compressed rows: the targets of node i are targets[start[i]:start[i + 1]].
+# Two flat lists of ints instead of a list per node: a plan of ten thousand
+# steps gives the garbage collector two objects to track, not ten thousand.
+Edges = tuple[int, list[int], list[int], list[int]]  # (n, targets, start, indegree)
+
+
+def rows(count: int, pairs: Callable[[], Iterable[tuple[int, int]]]) -> tuple[list[int], list[int]]:
+    """(targets, start) of the edges (source, target) that ``pairs()`` yields, over ``count`` nodes.
+
+    ``pairs`` is called twice (count, then fill), so no edge is kept as an object.
+    """
+    start = [0] * (count + 1)
+    for source, _ in pairs():
+        start[source + 1] += 1
+    for k in range(count):
+        start[k + 1] += start[k]
+    fill = start[:-1]
+    targets = [0] * start[count]
+    for source, target in pairs():
+        targets[fill[source]] = target
+        fill[source] += 1
+    return targets, start
 
 
 def _toposort(nodes: list[Step], steps: Mapping[Component[Any], Step],
               gates: list[tuple[int, tuple[Step, ...]]], phases: Sequence[str]) -> tuple[list[Step], Edges]:
     """Kahn's algorithm, ties by (phase, declaration order); gates are virtual nodes.
 
-    Returns the order and the graph in plan positions, ``(n, out, indegree)``
-    over steps ``0..n-1`` and gates ``n..``: the engine walks that graph.
+    Returns the order and the graph in plan positions (:data:`Edges`) over
+    steps ``0..n-1`` and gates ``n..``: the engine walks that graph.
     """
     # Sorted once by the tie-break, a node's index is its priority: the heap
     # holds plain ints (gates as negatives, so they open as soon as they can).
     nodes = sorted(nodes, key=lambda s: (s.phase_index, s.component.index))
     n = len(nodes)
+    total = n + len(gates)
     ident = {s: i for i, s in enumerate(nodes)}
-    indegree = [0] * (n + len(gates))
-    out: list[list[int]] = [[] for _ in range(n + len(gates))]
-    for i, s in enumerate(nodes):
-        providers = [ident[steps[c]] for c in s.providers if c is not None]
-        if len(providers) > 1:
-            providers = list(dict.fromkeys(providers))  # two parameters of one type: one edge
-        for k in providers:
-            out[k].append(i)
-        indegree[i] += len(providers)
-        if s.gate >= 0:
-            out[n + s.gate].append(i)
-            indegree[i] += 1
-    for g, (_, members) in enumerate(gates):
-        for m in members:
-            out[ident[m]].append(n + g)
-            indegree[n + g] += 1
+
+    def edges() -> Iterable[tuple[int, int]]:
+        for i, s in enumerate(nodes):
+            # dict.fromkeys: two parameters of one type are one edge
+            for k in dict.fromkeys([ident[steps[c]] for c in s.providers if c is not None]):
+                yield k, i
+            if s.gate >= 0:
+                yield n + s.gate, i
+        for g, (_, members) in enumerate(gates):
+            for m in members:
+                yield ident[m], n + g
+
+    targets, start = rows(total, edges)
+    indegree = [0] * total
+    for j in targets:
+        indegree[j] += 1
     initial = list(indegree)
 
-    ready = [i if i < n else n - 1 - i for i in range(n + len(gates)) if indegree[i] == 0]
+    ready = [i if i < n else n - 1 - i for i in range(total) if indegree[i] == 0]
     heapq.heapify(ready)
     order: list[int] = []
     while ready:
@@ -642,21 +662,21 @@ def _toposort(nodes: list[Step], steps: Mapping[Component[Any], Step],
         i = key if key >= 0 else n - 1 - key
         if i < n:
             order.append(i)
-        for j in out[i]:
+        for j in targets[start[i]:start[i + 1]]:
             indegree[j] -= 1
             if indegree[j] == 0:
                 heapq.heappush(ready, j if j < n else n - 1 - j)
     if len(order) < n:
-        _raise_cycle(nodes, out, indegree, gates, phases)
-    position = list(range(n + len(gates)))
+        _raise_cycle(nodes, [targets[start[i]:start[i + 1]] for i in range(total)], indegree, gates, phases)
+    position = list(range(total))
     for pos, i in enumerate(order):
         position[i] = pos
-    out_by_position: list[tuple[int, ...]] = [()] * (n + len(gates))
-    indegree_by_position = [0] * (n + len(gates))
-    for i in range(n + len(gates)):
-        out_by_position[position[i]] = tuple([position[j] for j in out[i]])
+    indegree_by_position = [0] * total
+    for i in range(total):
         indegree_by_position[position[i]] = initial[i]
-    return [nodes[i] for i in order], (n, out_by_position, indegree_by_position)
+    moved = rows(total, lambda: ((position[i], position[j]) for i in range(total)
+                                 for j in targets[start[i]:start[i + 1]]))
+    return [nodes[i] for i in order], (n, moved[0], moved[1], indegree_by_position)
 
 
 def _raise_cycle(nodes: list[Step], out: list[list[int]], indegree: list[int],

@@ -38,7 +38,7 @@ from daybreak.diagnostics import (
 from daybreak.diagnostics.frames import Frame
 from daybreak.errors import Disabled, StartupError, UsageError
 from daybreak.events import Event, Listener, level_of, log_event, logger
-from daybreak.plan import Edges, Plan, Step
+from daybreak.plan import Edges, Plan, Step, rows
 from daybreak.registry import UNSET, Component
 from daybreak.report import ErrorInfo, StartupReport
 
@@ -178,7 +178,7 @@ class System:
         self._chatty = True
         # A provider's step, for its value: one dict, not an object per edge.
         self._position = {s.component: s.position for s in self._steps}
-        self._reverse: list[tuple[int, ...]] | None = None
+        self._reverse: tuple[list[int], list[int]] | None = None
         self._deadlines = _Deadlines(self._capture_hang)
 
     # -- access ------------------------------------------------------------
@@ -392,13 +392,14 @@ class System:
         self._deadlines.close()
 
     # -- graph walks -------------------------------------------------------
-    async def _walk(self, preds: list[int], succs: Sequence[Sequence[int]],
+    async def _walk(self, preds: list[int], targets: list[int], start: list[int],
                     run: Callable[[int], Awaitable[None] | None], priority: Sequence[int],
                     abort: Callable[[], bool]) -> None:
         """Run ``run(i)`` for every node once all of its predecessors finished.
 
         Nodes are steps (0..n-1) and phase gates (n..); ``preds[i]`` counts what
-        node ``i`` waits for, ``succs[i]`` lists what waits for it. ``run``
+        node ``i`` waits for, ``targets[start[i]:start[i + 1]]`` is what waits
+        for it (:func:`daybreak.plan.rows`). ``run``
         returns an awaitable to run in a task, or None when the node finished
         at once. Ready nodes launch in ``priority`` order (distinct ints).
         """
@@ -418,7 +419,7 @@ class System:
         def finished(i: int) -> None:
             nonlocal left
             left -= 1
-            for j in succs[i]:
+            for j in targets[start[i]:start[i + 1]]:
                 r = remaining[j] - 1
                 remaining[j] = r
                 if r == 0:
@@ -469,19 +470,16 @@ class System:
         """Edges in start direction over steps and gates: (n, out, indegree)."""
         return self.plan.edges
 
-    def _reverse_graph(self) -> list[tuple[int, ...]]:
-        """For each node, the nodes with an edge to it: what it stops after."""
+    def _reverse_graph(self) -> tuple[list[int], list[int]]:
+        """For each node, the nodes with an edge to it (what it stops after), as rows."""
         if self._reverse is None:
-            _, out, _ = self._graph()
-            ins: list[list[int]] = [[] for _ in out]
-            for i, targets in enumerate(out):
-                for j in targets:
-                    ins[j].append(i)
-            self._reverse = [tuple(sources) for sources in ins]  # untracked by the GC, as plan.edges
+            _, targets, start, _ = self._graph()
+            self._reverse = rows(len(start) - 1, lambda: (
+                (j, i) for i in range(len(start) - 1) for j in targets[start[i]:start[i + 1]]))
         return self._reverse
 
     async def _walk_start(self) -> None:
-        n, out, indeg = self._graph()
+        n, targets, start, indeg = self._graph()
         gates = self.plan.gate_count
 
         def run(i: int) -> Awaitable[None] | None:
@@ -491,10 +489,10 @@ class System:
 
         # Plan order; a gate before any step, so that it opens as soon as it can.
         priority = [*range(n), *range(-gates, 0)]
-        await self._walk(indeg, out, run, priority, lambda: self._failure is not None)
+        await self._walk(indeg, targets, start, run, priority, lambda: self._failure is not None)
 
     async def _walk_stop(self) -> None:
-        n, out, _ = self._graph()
+        n, _, start, _ = self._graph()
 
         def run(i: int) -> Awaitable[None] | None:
             if i >= n or self._stoppers[i] is None:
@@ -503,8 +501,10 @@ class System:
                 return None
             return self._stop_step(i)
 
-        await self._walk([len(targets) for targets in out], self._reverse_graph(), run,
-                         range(0, -len(out), -1), lambda: False)
+        count = len(start) - 1
+        # A node stops once everything it started before has stopped.
+        await self._walk([start[i + 1] - start[i] for i in range(count)], *self._reverse_graph(), run,
+                         range(0, -count, -1), lambda: False)
 
     async def _rollback(self) -> None:
         # Every step that came up is stopped, also those without stop code,
