@@ -142,7 +142,6 @@ class System:
         # True where a step is off because configuration switched it (or what
         # it needs) off: such a step leaves the system ready, not degraded.
         self._by_config = [False] * n
-        self._step_tasks: dict[int, asyncio.Task[Any]] = {}
         self._stoppers: list[tuple[str, Any] | None] = [None] * n
         self._by_type: dict[Any, int] = {}
         for s in self._steps:
@@ -611,12 +610,12 @@ class System:
                             except StopIteration as finished:
                                 self._values[i] = finished.value
                             else:
-                                task = task or self._own_task(i)
+                                task = task or _this_task()
                                 if timeout is not None:
                                     entry = deadlines.add(timeout, i, task)
                                 self._values[i] = await resume(work, pending)
                         else:
-                            task = task or self._own_task(i)
+                            task = task or _this_task()
                             if timeout is not None:
                                 entry = deadlines.add(timeout, i, task)
                             if work is None:
@@ -655,12 +654,12 @@ class System:
                     error = None
                     break
                 if attempt < attempts:
-                    task = task or self._own_task(i)
+                    task = task or _this_task()
                     delay = min(c.backoff * 2 ** (attempt - 1), _MAX_BACKOFF) * random.uniform(0.75, 1.25)
                     self._emit("component.retrying", i, attempt=attempt, error=str(error))
                     await asyncio.sleep(delay)
             if error is None and step.checks:
-                task = task or self._own_task(i)
+                task = task or _this_task()
                 error = await self._run_checks(i)
                 if error is not None:
                     await self._stop_step(i, after_check=True)
@@ -686,15 +685,7 @@ class System:
                 self._emit("component.started", i, duration_s=cs.duration_s, attempt=cs.attempts)
         finally:
             self._running.discard(name)
-            # A finished task (and its coroutine) need not outlive its step:
-            # thousands of them would only give the garbage collector work.
-            self._step_tasks.pop(i, None)
             self._note_births(name)
-
-    def _own_task(self, i: int) -> asyncio.Task[Any]:
-        """The task of step ``i``, now that it waits: a start that times out reports where."""
-        task = self._step_tasks[i] = cast("asyncio.Task[Any]", asyncio.current_task())
-        return task
 
     def _note_births(self, name: str) -> None:
         # Counting is O(1); listing threads is only worth it when one appeared.
@@ -859,9 +850,9 @@ class System:
     def _on_start_timeout(self) -> None:
         assert self._timeout is not None
         stuck = []
-        for i, cs in enumerate(self._cstate):
-            task = self._step_tasks.get(i)
-            if cs.status == "starting" and cs.hang is None and task is not None:
+        for task, i in self._running_tasks.items():  # the start's walk: steps and their tasks
+            cs = self._cstate[i]
+            if cs.status == "starting" and cs.hang is None:
                 cs.hang = self._capture_hang(i, task)
         still = [cs for cs in self._cstate if cs.status == "starting"]
         for cs in still:
@@ -1243,6 +1234,11 @@ class _StepTask(asyncio.Task[Any]):
         if self.capture is not None and not self.done():
             self.hang = self.capture(self.step, self)
         return super().cancel(msg)
+
+
+def _this_task() -> asyncio.Task[Any]:
+    # Looked up only once a step waits: one that returns at once never needs it.
+    return cast("asyncio.Task[Any]", asyncio.current_task())
 
 
 def _cancel_quietly(task: asyncio.Task[Any]) -> None:
