@@ -1599,7 +1599,9 @@ async def test_a_block_that_ends_just_before_the_start_does_is_still_reported() 
     # Only this block: a loaded machine may add short ones of its own elsewhere.
     mine = [b for b in blocks if b["where"] == where("blocks-then-returns")]
     assert [b["component"] for b in mine] == ["database"], blocks
-    assert mine[0]["duration_s"] >= 0.25
+    # A block is timed from the first probe it held up: short by at most a quarter
+    # threshold, plus the watchdog thread's wake-up latency on a loaded machine.
+    assert mine[0]["duration_s"] >= 0.3 - 0.1 / 2
 
 
 async def test_a_timeout_the_factory_enforces_itself_is_reported_as_a_hang() -> None:

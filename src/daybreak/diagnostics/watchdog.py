@@ -1,8 +1,10 @@
 """A thread that notices when the event loop stops answering, and what holds it.
 
-The thread posts a probe callback to the loop and checks, half a threshold
-later, that it ran. A healthy loop costs one wake-up and O(1) work per half
-threshold. When the probe is late, the thread samples the loop thread's stack
+The thread posts a probe callback to the loop and checks, a quarter threshold
+later, that it ran. A healthy loop costs one wake-up and O(1) work per quarter
+threshold. A block is timed from the first probe it held up, so its duration is
+short by at most that quarter threshold (a block that began just after a probe
+was answered). When the probe is late, the thread samples the loop thread's stack
 every quarter threshold until it answers: if one callback held the loop (the
 same frame object just below the loop's callback dispatch, sample after sample)
 for long enough, it is a block; a queue of short callbacks gives samples that
@@ -29,8 +31,8 @@ __all__ = ["LoopBlock", "LoopWatchdog"]
 THREAD_NAME = "daybreak-watchdog"
 
 # How much of the threshold one frame must be seen holding the loop, between its
-# first and last sample. Samples are a quarter threshold apart and start half a
-# threshold after the probe, so a block just over the threshold shows three.
+# first and last sample. Samples are a quarter threshold apart and start a quarter
+# threshold after the probe, so a block just over the threshold shows four.
 _HELD = 0.4
 
 
@@ -138,7 +140,7 @@ class LoopWatchdog:
                 self.loop.call_soon_threadsafe(probe)
             except RuntimeError:  # the loop is closed: nothing left to watch
                 return
-            if self._stopping.wait(self.threshold / 2):
+            if self._stopping.wait(self.threshold / 4):
                 return
             if not probe.answered.is_set():
                 self._follow(probe)
