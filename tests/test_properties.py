@@ -60,7 +60,16 @@ def specs(draw: st.DrawFn, max_nodes: int = 25) -> Spec:
         )
         nodes.append(Node(phases[j], optional, fails, needs, maybe, draw(st.integers(0, 2)),
                           draw(st.integers(0, 2))))
-    return tuple(nodes)
+    # Declared in any order: a component may need one declared after it.
+    order = draw(st.permutations(range(n)))
+    new_of = {old: new for new, old in enumerate(order)}
+    declared = []
+    for old in order:
+        node = nodes[old]
+        pairs = sorted((new_of[i], maybe) for i, maybe in zip(node.needs, node.maybe, strict=True))
+        declared.append(Node(node.phase, node.optional, node.fails, tuple(i for i, _ in pairs),
+                             tuple(m for _, m in pairs), node.pause, node.stop_pause))
+    return tuple(declared)
 
 
 def spec_from_seed(seed: int, n: int = 25) -> Spec:
@@ -155,16 +164,17 @@ def edges(spec: Spec) -> list[tuple[int, int]]:
 
 
 def expected_status(spec: Spec) -> list[str]:
-    status: list[str] = []
-    for node in spec:
+    status: dict[int, str] = {}
+    for j in (int(name[1:]) for name in reference_order(spec)):  # dependencies first
+        node = spec[j]
         if any(status[i] != "started" and not maybe for i, maybe in zip(node.needs, node.maybe,
                                                                           strict=True)):
-            status.append("skipped")
+            status[j] = "skipped"
         elif node.fails:
-            status.append("failed")
+            status[j] = "failed"
         else:
-            status.append("started")
-    return status
+            status[j] = "started"
+    return [status[j] for j in range(len(spec))]
 
 
 SETTINGS = settings(max_examples=50, deadline=None,

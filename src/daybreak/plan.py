@@ -9,6 +9,7 @@ from __future__ import annotations
 import difflib
 import heapq
 import inspect
+import itertools
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -85,7 +86,8 @@ class Plan:
     """A deterministic, validated start order. Built by :meth:`Registry.plan`."""
 
     def __init__(self, registry: Registry, steps: list[Step], phases: tuple[str, ...],
-                 gates: list[tuple[int, tuple[Step, ...]]], edges: Edges) -> None:
+                 gates: list[tuple[int, tuple[Step, ...]]], edges: Edges,
+                 waits: tuple[list[int], list[int]]) -> None:
         self.registry = registry
         self.name = registry.name
         self.phases = phases
@@ -94,6 +96,8 @@ class Plan:
         self._gates = gates
         # (n, out, indegree) in plan positions, gates after the steps.
         self.edges = edges
+        # The same graph reversed, as (targets, start): what each node waits for.
+        self.waits = waits
         self._by_component = {s.component: s for s in steps}
         self._by_name = {s.name: s for s in steps}
         self._dependents: dict[Step, list[Step]] | None = None
@@ -494,10 +498,10 @@ def build_plan(registry: Registry, *, overrides: Mapping[Any, Any] | None = None
         for s in steps.values():
             s.gate = gate_of_phase.get(s.phase_index, -1)
 
-    ordered, edges = _toposort(list(steps.values()), steps, gates, phases)
+    ordered, edges, waits = _toposort(list(steps.values()), gates, phases)
     for i, s in enumerate(ordered):
         s.position = i
-    return Plan(registry, ordered, phases, gates, edges)
+    return Plan(registry, ordered, phases, gates, edges, waits)
 
 
 def _join(problems: Sequence[str]) -> str:
@@ -623,38 +627,65 @@ def rows(count: int, pairs: Callable[[], Iterable[tuple[int, int]]]) -> tuple[li
     return targets, start
 
 
-def _toposort(nodes: list[Step], steps: Mapping[Component[Any], Step],
-              gates: list[tuple[int, tuple[Step, ...]]], phases: Sequence[str]) -> tuple[list[Step], Edges]:
+def _transpose(count: int, targets: list[int], start: list[int], sources: list[int]) -> tuple[list[int], list[int]]:
+    """The rows of the reversed graph; ``sources[e]`` is the node whose row holds edge ``e``."""
+    out_start = [0] * (count + 1)
+    for j in targets:
+        out_start[j + 1] += 1
+    out_start = list(itertools.accumulate(out_start))
+    fill = out_start[:-1]
+    out = [0] * len(targets)
+    for j, i in zip(targets, sources):  # noqa: B905 - one length by construction
+        out[fill[j]] = i
+        fill[j] += 1
+    return out, out_start
+
+
+def _toposort(nodes: list[Step], gates: list[tuple[int, tuple[Step, ...]]],
+              phases: Sequence[str]) -> tuple[list[Step], Edges, tuple[list[int], list[int]]]:
     """Kahn's algorithm, ties by (phase, declaration order); gates are virtual nodes.
 
-    Returns the order and the graph in plan positions (:data:`Edges`) over
-    steps ``0..n-1`` and gates ``n..``: the engine walks that graph.
+    Returns the order, the graph in plan positions (:data:`Edges`) over steps
+    ``0..n-1`` and gates ``n..`` (the engine walks it), and its reverse as
+    rows (what each node waits for: the order a stop walks).
     """
     # Sorted once by the tie-break, a node's index is its priority: the heap
     # holds plain ints (gates as negatives, so they open as soon as they can).
-    nodes = sorted(nodes, key=lambda s: (s.phase_index, s.component.index))
+    nodes.sort(key=lambda s: (s.phase_index, s.component.index))
     n = len(nodes)
     total = n + len(gates)
-    ident = {s: i for i, s in enumerate(nodes)}
+    ident = {s.component: i for i, s in enumerate(nodes)}
+    # What each node waits for, as rows, built in one pass in node order.
+    waits: list[int] = []
+    waits_start = [0]
+    owner: list[int] = []  # owner[e]: the node whose row holds waits[e]
+    # Declared in dependency order (the common case), every edge goes forward:
+    # then Kahn's order is the sort itself, and there is nothing to renumber.
+    forward = True
+    for i, s in enumerate(nodes):
+        row = [ident[c] for c in s.providers if c is not None]
+        if row:
+            if len(row) > 1:
+                row = list(dict.fromkeys(row))  # two parameters of one type are one edge
+            if max(row) >= i:
+                forward = False
+        if s.gate >= 0:
+            row.append(n + s.gate)
+        waits += row
+        owner += [i] * len(row)
+        waits_start.append(len(waits))
+    for g, (_, members) in enumerate(gates):
+        row = [ident[m.component] for m in members]
+        waits += row
+        owner += [n + g] * len(row)
+        waits_start.append(len(waits))
+    targets, start = _transpose(total, waits, waits_start, owner)
+    indegree = [waits_start[i + 1] - waits_start[i] for i in range(total)]
+    if forward:
+        return nodes, (n, targets, start, indegree), (waits, waits_start)
 
-    def edges() -> Iterable[tuple[int, int]]:
-        for i, s in enumerate(nodes):
-            # dict.fromkeys: two parameters of one type are one edge
-            for k in dict.fromkeys([ident[steps[c]] for c in s.providers if c is not None]):
-                yield k, i
-            if s.gate >= 0:
-                yield n + s.gate, i
-        for g, (_, members) in enumerate(gates):
-            for m in members:
-                yield ident[m], n + g
-
-    targets, start = rows(total, edges)
-    indegree = [0] * total
-    for j in targets:
-        indegree[j] += 1
-    initial = list(indegree)
-
-    ready = [i if i < n else n - 1 - i for i in range(total) if indegree[i] == 0]
+    remaining = list(indegree)
+    ready = [i if i < n else n - 1 - i for i in range(total) if remaining[i] == 0]
     heapq.heapify(ready)
     order: list[int] = []
     while ready:
@@ -663,20 +694,22 @@ def _toposort(nodes: list[Step], steps: Mapping[Component[Any], Step],
         if i < n:
             order.append(i)
         for j in targets[start[i]:start[i + 1]]:
-            indegree[j] -= 1
-            if indegree[j] == 0:
+            remaining[j] -= 1
+            if remaining[j] == 0:
                 heapq.heappush(ready, j if j < n else n - 1 - j)
     if len(order) < n:
-        _raise_cycle(nodes, [targets[start[i]:start[i + 1]] for i in range(total)], indegree, gates, phases)
+        _raise_cycle(nodes, [targets[start[i]:start[i + 1]] for i in range(total)], remaining, gates, phases)
     position = list(range(total))
     for pos, i in enumerate(order):
         position[i] = pos
     indegree_by_position = [0] * total
     for i in range(total):
-        indegree_by_position[position[i]] = initial[i]
+        indegree_by_position[position[i]] = indegree[i]
     moved = rows(total, lambda: ((position[i], position[j]) for i in range(total)
                                  for j in targets[start[i]:start[i + 1]]))
-    return [nodes[i] for i in order], (n, moved[0], moved[1], indegree_by_position)
+    back = rows(total, lambda: ((position[j], position[i]) for i in range(total)
+                                for j in targets[start[i]:start[i + 1]]))
+    return [nodes[i] for i in order], (n, moved[0], moved[1], indegree_by_position), back
 
 
 def _raise_cycle(nodes: list[Step], out: list[list[int]], indegree: list[int],

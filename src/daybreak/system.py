@@ -38,7 +38,7 @@ from daybreak.diagnostics import (
 from daybreak.diagnostics.frames import Frame
 from daybreak.errors import Disabled, StartupError, UsageError
 from daybreak.events import Event, Listener, level_of, log_event, logger
-from daybreak.plan import Edges, Plan, Step, rows
+from daybreak.plan import Plan, Step
 from daybreak.registry import UNSET, Component
 from daybreak.report import ErrorInfo, StartupReport
 
@@ -177,7 +177,6 @@ class System:
         self._chatty = True
         # A provider's step, for its value: one dict, not an object per edge.
         self._position = {s.component: s.position for s in self._steps}
-        self._reverse: tuple[list[int], list[int]] | None = None
         self._deadlines = _Deadlines(self._capture_hang)
 
     # -- access ------------------------------------------------------------
@@ -398,7 +397,7 @@ class System:
 
         Nodes are steps (0..n-1) and phase gates (n..); ``preds[i]`` counts what
         node ``i`` waits for, ``targets[start[i]:start[i + 1]]`` is what waits
-        for it (:func:`daybreak.plan.rows`). ``run``
+        for it (rows, as :data:`daybreak.plan.Edges`). ``run``
         returns an awaitable to run in a task, or None when the node finished
         at once. Ready nodes launch in ``priority`` order (distinct ints).
         """
@@ -465,20 +464,8 @@ class System:
                     _cancel_quietly(task)
                 await asyncio.wait(running, timeout=_ROLLBACK_GRACE)
 
-    def _graph(self) -> Edges:
-        """Edges in start direction over steps and gates: (n, out, indegree)."""
-        return self.plan.edges
-
-    def _reverse_graph(self) -> tuple[list[int], list[int]]:
-        """For each node, the nodes with an edge to it (what it stops after), as rows."""
-        if self._reverse is None:
-            _, targets, start, _ = self._graph()
-            self._reverse = rows(len(start) - 1, lambda: (
-                (j, i) for i in range(len(start) - 1) for j in targets[start[i]:start[i + 1]]))
-        return self._reverse
-
     async def _walk_start(self) -> None:
-        n, targets, start, indeg = self._graph()
+        n, targets, start, indeg = self.plan.edges
         gates = self.plan.gate_count
 
         def run(i: int) -> Awaitable[None] | None:
@@ -491,7 +478,7 @@ class System:
         await self._walk(indeg, targets, start, run, priority, lambda: self._failure is not None)
 
     async def _walk_stop(self) -> None:
-        n, _, start, _ = self._graph()
+        n, _, start, _ = self.plan.edges
 
         def run(i: int) -> Awaitable[None] | None:
             if i >= n or self._stoppers[i] is None:
@@ -502,7 +489,7 @@ class System:
 
         count = len(start) - 1
         # A node stops once everything it started before has stopped.
-        await self._walk([start[i + 1] - start[i] for i in range(count)], *self._reverse_graph(), run,
+        await self._walk([start[i + 1] - start[i] for i in range(count)], *self.plan.waits, run,
                          range(0, -count, -1), lambda: False)
 
     async def _rollback(self) -> None:
