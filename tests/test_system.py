@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import itertools
 import os
 import signal
@@ -1578,10 +1579,104 @@ async def test_a_factory_that_swallows_its_cancellation_can_still_finish() -> No
         await asyncio.sleep(0)  # waits again after the swallowed cancellation
         return Database()
 
+    @registry.component(timeout=0.05, optional=True)
+    async def cache(db: Database) -> Cache:
+        # Next in the same worker: its timeout must still be told from a cancellation.
+        await asyncio.Event().wait()
+        return Cache()
+
+    @registry.component
+    async def api(db: Database) -> Api:
+        # Started after the swallowed cancellation: it must not inherit it.
+        async with asyncio.timeout(1):
+            await asyncio.sleep(0.01)
+        return Api()
+
     async with registry.start() as system:
         # Its timeout fired; it chose to return anyway: it is up, no timeout is claimed.
         assert isinstance(system[Database], Database)
         assert system.report().component("database")["error"] is None
+        assert statuses(system) == {"database": "started", "api": "started", "cache": "failed"}
+        assert system.report().component("cache")["error"]["message"].startswith("did not start within")
+
+
+_REQUEST = contextvars.ContextVar("request", default="none")
+
+
+async def test_steps_that_return_at_once_run_each_in_a_context_of_its_own() -> None:
+    # Steps that never wait share a worker task; each still gets a copy of the
+    # context, as a task of its own would give it.
+    registry = Registry("contexts")
+    seen: dict[str, str] = {}
+
+    @registry.component
+    async def settings() -> Settings:
+        _REQUEST.set("settings")
+        return Settings()
+
+    @registry.component
+    async def cache() -> Cache:
+        seen["cache"] = _REQUEST.get()
+        _REQUEST.set("cache")
+        return Cache()
+
+    @registry.component
+    async def database(s: Settings) -> Database:
+        seen["database"] = _REQUEST.get()
+        await asyncio.sleep(0)
+        _REQUEST.set("database")
+        await asyncio.sleep(0)
+        seen["database after waits"] = _REQUEST.get()
+        return Database()
+
+    @registry.component
+    async def api(db: Database, c: Cache) -> Api:
+        seen["api"] = _REQUEST.get()
+        return Api()
+
+    async with registry.start():
+        pass
+    assert seen == {"cache": "none", "database": "none", "database after waits": "database", "api": "none"}
+    assert _REQUEST.get() == "none"
+
+
+async def test_a_step_that_waits_has_a_task_of_its_own() -> None:
+    # asyncio.timeout (and anything else that keeps asyncio.current_task()) must
+    # cancel the step that set it, never a step that ran in the same worker before.
+    registry = Registry("own-task")
+    tasks: dict[str, list[asyncio.Task[object] | None]] = {}
+
+    def note(name: str) -> None:
+        tasks.setdefault(name, []).append(asyncio.current_task())
+
+    @registry.component(optional=True)
+    async def search() -> Analytics:
+        note("search")
+        async with asyncio.timeout(0.05):
+            await asyncio.Event().wait()
+        return Analytics()
+
+    @registry.component
+    async def database() -> Database:
+        note("database")
+        await asyncio.sleep(0.2)
+        note("database")
+        return Database()
+
+    @registry.component
+    async def cache() -> Cache:
+        note("cache")
+        async with asyncio.timeout(1):
+            await asyncio.sleep(0.1)
+        note("cache")
+        return Cache()
+
+    async with registry.start() as system:
+        assert statuses(system) == {"search": "failed", "database": "started", "cache": "started"}
+        error = system.report().component("search")["error"]
+    assert error["type"] == "TimeoutError"
+    assert len({id(t) for ts in tasks.values() for t in ts}) == 3  # one each, the same before and after waits
+    assert all(t is not None and t is not asyncio.current_task() for ts in tasks.values() for t in ts)
 
 
 async def test_a_block_that_ends_just_before_the_start_does_is_still_reported() -> None:

@@ -15,12 +15,11 @@ import heapq
 import inspect
 import logging
 import random
-import sys
 import threading
 import time
 import warnings
 import weakref
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from types import CodeType, CoroutineType, TracebackType
 from typing import Any, Literal, TypeVar, cast, overload
 
@@ -391,15 +390,22 @@ class System:
 
     # -- graph walks -------------------------------------------------------
     async def _walk(self, preds: list[int], targets: list[int], start: list[int],
-                    run: Callable[[int], Awaitable[None] | None], priority: Sequence[int],
+                    run: Callable[[int], Coroutine[Any, Any, None] | None], priority: Sequence[int],
                     abort: Callable[[], bool]) -> None:
         """Run ``run(i)`` for every node once all of its predecessors finished.
 
         Nodes are steps (0..n-1) and phase gates (n..); ``preds[i]`` counts what
         node ``i`` waits for, ``targets[start[i]:start[i + 1]]`` is what waits
-        for it (rows, as :data:`daybreak.plan.Edges`). ``run``
-        returns an awaitable to run in a task, or None when the node finished
-        at once. Ready nodes launch in ``priority`` order (distinct ints).
+        for it (rows, as :data:`daybreak.plan.Edges`). ``run`` returns the
+        coroutine of a step, or None when the node finished at once. Ready
+        nodes start in ``priority`` order (distinct ints).
+
+        Steps run in worker tasks, not a task each: most steps of a large plan
+        never wait, and a worker runs them one after the other in a single turn
+        of the loop. A step that waits keeps its worker to itself (whatever its
+        code learnt from ``asyncio.current_task()``, ``asyncio.timeout`` for
+        one, stays true) and a fresh worker takes over the queue. Each step
+        runs in a copy of the context, as it would in a task of its own.
         """
         loop = asyncio.get_running_loop()
         remaining = list(preds)
@@ -410,9 +416,16 @@ class System:
         ready = [priority[i] for i, r in enumerate(remaining) if r == 0]
         heapq.heapify(ready)
         left = len(remaining)
-        running = self._running_tasks = {}
+        running = self._running_tasks = {}  # worker -> the step that waits in it
+        workers: set[_StepTask] = set()  # every worker not finished
+        free = 0  # workers that take from the queue (not waiting with a step)
+        # Steps that finished as they started: what waits for them is released
+        # once the ready batch has been taken, so that what was ready together
+        # starts together, as with a task per step.
+        early: list[int] = []
         wake: asyncio.Future[None] = loop.create_future()
         limit = self._limit
+        capture = self._capture_hang
 
         def finished(i: int) -> None:
             nonlocal left
@@ -423,52 +436,73 @@ class System:
                 if r == 0:
                     heapq.heappush(ready, priority[j])
 
-        def done(task: asyncio.Task[None]) -> None:
-            finished(running.pop(task))
-            launch()
-
-        def launch() -> None:
-            # A task that finished as it was created (eager, it never had to wait)
-            # releases what waits for it only once everything ready now has been
-            # launched: what was ready together starts together, as it would
-            # with tasks that each take a turn of the loop.
-            early: list[int] = []
+        def take() -> int | None:
             while True:
-                while ready and (limit is None or len(running) + len(early) < limit) and not abort():
-                    i = node_at[heapq.heappop(ready) - low]
+                if ready and (limit is None or len(running) + len(early) < limit) and not abort():
+                    return node_at[heapq.heappop(ready) - low]
+                if not early:
+                    return None
+                for i in early:
+                    finished(i)
+                early.clear()
+
+        def spawn() -> None:
+            nonlocal free
+            task = _StepTask(worker(), loop=loop)
+            task.capture = capture
+            workers.add(task)
+            free += 1
+
+        async def worker() -> None:
+            nonlocal free
+            task = cast("_StepTask", asyncio.current_task())
+            try:
+                while (i := take()) is not None:
                     work = run(i)
                     if work is None:
                         finished(i)
                         continue
-                    task = _new_task(loop, work)
-                    if task.done():
+                    task.step, task.hang = i, None
+                    context = contextvars.copy_context()
+                    try:
+                        pending = context.run(work.send, None)
+                    except StopIteration:
                         early.append(i)
                         continue
-                    task.step, task.capture = i, self._capture_hang
                     running[task] = i
-                    task.add_done_callback(done)
-                if not early:
-                    break
-                for i in early:
+                    free -= 1
+                    if (ready or early) and (limit is None or len(running) < limit):
+                        spawn()
+                    try:
+                        await resume(work, pending, context)
+                    finally:
+                        del running[task]
+                        free += 1
                     finished(i)
-                early.clear()
-            if (left == 0 or abort() or (not running and not ready)) and not wake.done():
-                wake.set_result(None)
+                    if task.cancelling():  # a cancellation its step swallowed: retire with it
+                        break
+            finally:
+                free -= 1
+                workers.discard(task)
+                if (ready or early) and not free and not abort() and (limit is None or len(running) < limit):
+                    spawn()
+                elif (left == 0 or abort() or not (running or free)) and not wake.done():
+                    wake.set_result(None)
 
-        launch()
+        spawn()
         try:
             await wake
         finally:
-            if running:
-                for task in running:
+            if workers:
+                for task in workers:
                     _cancel_quietly(task)
-                await asyncio.wait(running, timeout=_ROLLBACK_GRACE)
+                await asyncio.wait(workers, timeout=_ROLLBACK_GRACE)
 
     async def _walk_start(self) -> None:
         n, targets, start, indeg = self.plan.edges
         gates = self.plan.gate_count
 
-        def run(i: int) -> Awaitable[None] | None:
+        def run(i: int) -> Coroutine[Any, Any, None] | None:
             if i >= n:
                 return None
             return self._begin(i)
@@ -480,7 +514,7 @@ class System:
     async def _walk_stop(self) -> None:
         n, _, start, _ = self.plan.edges
 
-        def run(i: int) -> Awaitable[None] | None:
+        def run(i: int) -> Coroutine[Any, Any, None] | None:
             if i >= n or self._stoppers[i] is None:
                 if i < n:
                     self._mark_stopped(i)
@@ -510,7 +544,7 @@ class System:
                 cs.reason = cs.reason or f"not started: {why}"
 
     # -- starting one step -------------------------------------------------
-    def _begin(self, i: int) -> Awaitable[None] | None:
+    def _begin(self, i: int) -> Coroutine[Any, Any, None] | None:
         """Decide a ready step: skip it, or return the coroutine that starts it."""
         step = self._steps[i]
         kwargs: dict[str, Any] = {}
@@ -1247,16 +1281,6 @@ _OWN_TIMEOUT = "its own timeout expired (asyncio.timeout or wait_for in its code
 def _hang_of(task: asyncio.Task[Any] | None) -> dict[str, Any] | None:
     """Where ``task`` was stuck when it was last cancelled, if it is a step's task."""
     return task.hang if isinstance(task, _StepTask) else None
-
-
-if sys.version_info >= (3, 12):
-    def _new_task(loop: asyncio.AbstractEventLoop, work: Awaitable[None]) -> _StepTask:
-        # Eager: a step that needs no waiting finishes inside this call, with
-        # no trip through the event loop (most steps of a large plan).
-        return _StepTask(cast("Any", work), loop=loop, eager_start=True)
-else:
-    def _new_task(loop: asyncio.AbstractEventLoop, work: Awaitable[None]) -> _StepTask:
-        return _StepTask(cast("Any", work), loop=loop)
 
 
 def _r(x: float | None) -> float | None:
