@@ -334,11 +334,18 @@ def _unannotated_return(d: Database): ...  # type: ignore[no-untyped-def]
 async def _defaults(a: Settings, b: Cache = Cache(), *, c: Api, d: Database = Database()) -> Api: ...  # noqa: B008
 def _keyword_only(*, a: Settings, b: Cache = Cache()) -> Analytics: ...  # noqa: B008
 
-ONE_PASS = {_one, _unannotated_return, _defaults, _keyword_only}
+def _evaluated(c: Cache, s: Settings, d: Database = Database()) -> Api: ...  # noqa: B008
+
+
+# Annotations as a module without `from __future__ import annotations` has them:
+# objects, a `T | None` among them, which the one pass reads too.
+_evaluated.__annotations__ = {"c": Cache, "s": Settings | None, "d": Database, "return": Api}
+
+ONE_PASS = {_one, _unannotated_return, _defaults, _keyword_only, _evaluated}
 
 
 @pytest.mark.parametrize("factory", [_one, _sync, _agen, _gen, _cm, _acm, _none, _unannotated_return,
-                                     _defaults, _keyword_only])
+                                     _defaults, _keyword_only, _evaluated])
 @pytest.mark.parametrize("provides", [None, Analytics])
 def test_plain_functions_read_as_the_general_path_reads_them(factory, provides,  # type: ignore[no-untyped-def]
                                                              monkeypatch: pytest.MonkeyPatch) -> None:
@@ -352,6 +359,9 @@ def test_plain_functions_read_as_the_general_path_reads_them(factory, provides, 
     monkeypatch.setattr(_introspect, "_analyse_function", lambda *args: None)
     assert read == _introspect.analyse(factory, wanted, UNSET)
     assert fast is None or fast == read
+    if factory is _evaluated:
+        assert [tuple(p) for p in read.params] == [("c", Cache, False, False), ("s", Settings, True, False),
+                                                   ("d", Database, False, True)]
 
 
 def _starred(*args: Settings) -> Database: ...

@@ -36,11 +36,21 @@ class Param(NamedTuple):
 
 
 class Analysis(NamedTuple):
-    params: tuple[Param, ...]
+    # The parameters as four parallel tuples, not a Param each: three of them
+    # hold only strings and bools, which the garbage collector stops tracking,
+    # so a large plan leaves it fewer long-lived objects to walk.
+    param_names: tuple[str, ...]
+    param_keys: tuple[Any, ...]  # the type each asks for
+    param_optional: tuple[bool, ...]  # annotated ``T | None``
+    param_defaults: tuple[bool, ...]  # has a default
     provides: Any  # None: provides nothing
     call: Call
     enter: Enter
     await_result: bool
+
+    @property
+    def params(self) -> tuple[Param, ...]:
+        return tuple(map(Param, self.param_names, self.param_keys, self.param_optional, self.param_defaults))
 
 
 class AnalysisError(Exception):
@@ -174,6 +184,7 @@ _MISSING = object()
 # A named tuple's own constructor is a Python function; tuple.__new__ is not,
 # and builds the same object at a third of the cost (a plan builds thousands).
 _new = tuple.__new__
+_FALSES = [(False,) * n for n in range(16)]
 
 
 def _call_of(fn: types.FunctionType) -> Call:
@@ -202,22 +213,31 @@ def _analyse_function(fn: types.FunctionType, provides: Any, unset: Any) -> Anal
     globalns = fn.__globals__
     positional = code.co_argcount
     names = code.co_varnames[: positional + code.co_kwonlyargcount]
-    params = []
-    if names:
+    keys = []
+    optional: list[bool] | None = None  # made at the first ``T | None``
+    for index, name in enumerate(names):
+        ann = annotations.get(name, _MISSING)
+        if type(ann) is str:
+            ann = globalns.get(ann, _MISSING)
+        if ann is _MISSING or type(ann) is str:
+            return None
+        if isinstance(ann, type):
+            keys.append(ann)
+        else:
+            key, maybe = _split_optional(type(None) if ann is None else ann)
+            keys.append(key)
+            if maybe:
+                optional = optional or [False] * len(names)
+                optional[index] = True
+    # Most factories have neither defaults nor optional parameters: those share
+    # one tuple of False per length instead of building two per factory.
+    falses = _FALSES[len(names)] if len(names) < len(_FALSES) else (False,) * len(names)
+    defaults = falses
+    if fn.__defaults__ or fn.__kwdefaults__:
         first_default = positional - len(fn.__defaults__ or ())
         kwdefaults = fn.__kwdefaults__ or {}
-        for index, name in enumerate(names):
-            ann = annotations.get(name, _MISSING)
-            if type(ann) is str:
-                ann = globalns.get(ann, _MISSING)
-            if ann is _MISSING or type(ann) is str:
-                return None
-            has_default = index >= first_default if index < positional else name in kwdefaults
-            if isinstance(ann, type):
-                params.append(_new(Param, (name, ann, False, has_default)))
-            else:
-                key, optional = _split_optional(type(None) if ann is None else ann)
-                params.append(_new(Param, (name, key, optional, has_default)))
+        defaults = tuple([index >= first_default if index < positional else name in kwdefaults
+                          for index, name in enumerate(names)])
     ret = annotations.get("return")
     if type(ret) is str:
         ret = globalns.get(ret, _MISSING)
@@ -234,7 +254,8 @@ def _analyse_function(fn: types.FunctionType, provides: Any, unset: Any) -> Anal
         provided = provides
     if provided is type(None):
         provided = None
-    return _new(Analysis, (tuple(params), provided, call, enter, await_result and call == "sync"))
+    return _new(Analysis, (names, tuple(keys), falses if optional is None else tuple(optional), defaults,
+                           provided, call, enter, await_result and call == "sync"))
 
 
 def analyse(factory: Callable[..., Any], provides: Any, unset: Any) -> Analysis:
@@ -283,7 +304,10 @@ def analyse(factory: Callable[..., Any], provides: Any, unset: Any) -> Analysis:
                 raise
             # provides= names the type; the annotation only says what to enter,
             # and one that cannot be evaluated here says nothing.
-    params: list[Param] = []
+    names: list[str] = []
+    keys: list[Any] = []
+    optional: list[bool] = []
+    defaults: list[bool] = []
     if not no_params:
         for name, has_default in _parameters(target, factory):
             if name == "self" and isinstance(target, type):
@@ -295,8 +319,11 @@ def analyse(factory: Callable[..., Any], provides: Any, unset: Any) -> Analysis:
                     f"parameter {name!r} has no annotation; daybreak finds dependencies by "
                     f"type, so write `{name}: SomeType`"
                 )
-            key, optional = _split_optional(hints[name])
-            params.append(Param(name, key, optional, has_default))
+            key, maybe = _split_optional(hints[name])
+            names.append(name)
+            keys.append(key)
+            optional.append(maybe)
+            defaults.append(has_default)
 
     if ret is unset:
         ret = hints.get("return", None)
@@ -307,4 +334,5 @@ def analyse(factory: Callable[..., Any], provides: Any, unset: Any) -> Analysis:
         provided = provides
     if provided is type(None):
         provided = None
-    return Analysis(tuple(params), provided, call, enter, await_result and call == "sync")
+    return Analysis(tuple(names), tuple(keys), tuple(optional), tuple(defaults), provided, call, enter,
+                    await_result and call == "sync")

@@ -479,7 +479,7 @@ def _memory_response(system: System) -> JSONResponse:
     monitor = system.get(MemoryMonitor)
     if isinstance(monitor, MemoryMonitor):
         return JSONResponse(monitor.to_dict())
-    step = next((s for s in system.plan.steps if s.analysis.provides is MemoryMonitor), None)
+    step = next((s for s in system.plan.steps if s.provides is MemoryMonitor), None)
     if step is None:
         return JSONResponse(
             {"status": "absent",

@@ -49,16 +49,19 @@ class PlannedCheck:
 class Step:
     """A component as the plan runs it: resolved dependencies and settings."""
 
-    # A plain class: a plan of ten thousand components builds ten thousand of them.
-    __slots__ = ("analysis", "checks", "component", "direct", "gate", "name", "phase_index",
-                 "position", "providers", "stop_timeout", "timeout")
+    # A plain class: a plan of ten thousand components builds ten thousand of
+    # them. It keeps its factory's analysis as fields, not as an object of its own.
+    __slots__ = ("await_result", "call", "checks", "component", "direct", "enter", "gate", "name",
+                 "param_defaults", "param_keys", "param_names", "param_optional", "phase_index",
+                 "position", "providers", "provides", "stop_timeout", "timeout")
 
     def __init__(self, component: Component[Any], analysis: Analysis,
                  providers: tuple[Component[Any] | None, ...], phase_index: int,
                  timeout: float | None, stop_timeout: float | None) -> None:
         self.component = component
         self.name = component.name  # read on every event of the step
-        self.analysis = analysis
+        (self.param_names, self.param_keys, self.param_optional, self.param_defaults,
+         self.provides, self.call, self.enter, self.await_result) = analysis
         # The provider of each parameter (None: it keeps its default), in
         # parameter order: one tuple per step, not one object per edge.
         self.providers = providers
@@ -70,13 +73,18 @@ class Step:
         self.gate = -1  # index of the phase barrier it waits for, -1 for none
         # A coroutine function that provides a plain instance: the engine awaits
         # it directly, with nothing to enter or unwrap.
-        self.direct = analysis.call == "async" and analysis.enter == "none"
+        self.direct = self.call == "async" and self.enter == "none"
+
+    @property
+    def analysis(self) -> Analysis:
+        """What the plan read from the factory's signature."""
+        return Analysis(self.param_names, self.param_keys, self.param_optional, self.param_defaults,
+                        self.provides, self.call, self.enter, self.await_result)
 
     @property
     def dependencies(self) -> tuple[Dependency, ...]:
         """Each parameter with the component that fills it."""
-        return tuple(Dependency(p.name, p.key, p.optional, c)
-                     for p, c in zip(self.analysis.params, self.providers, strict=True))
+        return tuple(map(Dependency, self.param_names, self.param_keys, self.param_optional, self.providers))
 
     def __repr__(self) -> str:
         return f"<Step {self.position} {self.name!r}>"
@@ -209,7 +217,7 @@ class Plan:
         return {
             "name": s.name,
             "kind": c.kind,
-            "provides": type_name(s.analysis.provides) if s.analysis.provides is not None else None,
+            "provides": type_name(s.provides) if s.provides is not None else None,
             "phase": self.phases[s.phase_index] if self.phases else None,
             "critical": c.critical,
             "depends_on": [c.name for c in s.providers if c is not None],
@@ -327,7 +335,7 @@ class _Builder:
             self.problems.append(f"{c.kind} {c.name!r} ({_origin(c.factory)}): {exc}")
             return None
         if c.kind == "validator":
-            a = Analysis(a.params, None, a.call, a.enter, a.await_result)
+            a = a._replace(provides=None)
         self.analyses[c] = a
         return a
 
@@ -430,7 +438,7 @@ def build_plan(registry: Registry, *, overrides: Mapping[Any, Any] | None = None
         a = b.analysis(new)
         if a is not None and target.provides is UNSET:
             old = b.analyses[target]
-            b.analyses[new] = Analysis(a.params, old.provides, a.call, a.enter, a.await_result)
+            b.analyses[new] = a._replace(provides=old.provides)
         if b.analyses[target].provides is not None:
             providers[b.analyses[target].provides] = new
     if b.problems:
@@ -441,7 +449,7 @@ def build_plan(registry: Registry, *, overrides: Mapping[Any, Any] | None = None
     # deps[c]: the provider of each parameter, None where none (its default, if any)
     deps: dict[Component[Any], tuple[Component[Any] | None, ...]] = {}
     for c in [*components, *replaced]:
-        resolved = tuple([providers.get(p.key) for p in b.analyses[c].params])
+        resolved = tuple([providers.get(k) for k in b.analyses[c].param_keys])
         if None in resolved and c not in replaced:  # a replaced component's needs no longer matter
             for p, provider in zip(b.analyses[c].params, resolved, strict=True):
                 if provider is None and not p.has_default:
@@ -457,12 +465,14 @@ def build_plan(registry: Registry, *, overrides: Mapping[Any, Any] | None = None
     for c in components:
         if not c.critical:
             continue
-        for p, provider in zip(b.analyses[c].params, deps[c], strict=True):
-            if provider is not None and provider.optional and not p.optional:
+        a = b.analyses[c]
+        for name, key, maybe, provider in zip(a.param_names, a.param_keys, a.param_optional, deps[c],
+                                              strict=True):
+            if provider is not None and provider.optional and not maybe:
                 b.problems.append(
-                    f"critical {c.kind} {c.name!r} needs {type_name(p.key)} from optional component "
-                    f"{provider.name!r} (parameter {p.name!r}); annotate it "
-                    f"`{p.name}: {type_name(p.key)} | None` to run without it, or make "
+                    f"critical {c.kind} {c.name!r} needs {type_name(key)} from optional component "
+                    f"{provider.name!r} (parameter {name!r}); annotate it "
+                    f"`{name}: {type_name(key)} | None` to run without it, or make "
                     f"{c.name!r} optional=True"
                 )
     if b.problems:

@@ -144,8 +144,8 @@ class System:
         self._stoppers: list[tuple[str, Any] | None] = [None] * n
         self._by_type: dict[Any, int] = {}
         for s in self._steps:
-            if s.analysis.provides is not None:
-                self._by_type[s.analysis.provides] = s.position
+            if s.provides is not None:
+                self._by_type[s.provides] = s.position
         self._validation: dict[tuple[str, str], dict[str, Any]] = {}
         self._threads: dict[int, threading.Thread] = {}
         self._finishing: set[threading.Thread] = set()
@@ -548,14 +548,14 @@ class System:
         """Decide a ready step: skip it, or return the coroutine that starts it."""
         step = self._steps[i]
         kwargs: dict[str, Any] = {}
-        for p, provider in zip(step.analysis.params, step.providers, strict=True):
+        for name, provider, maybe in zip(step.param_names, step.providers, step.param_optional, strict=True):
             if provider is None:  # the parameter keeps its default
                 continue
             j = self._position[provider]
             if self._up[j]:
-                kwargs[p.name] = self._values[j]
-            elif p.optional:
-                kwargs[p.name] = None
+                kwargs[name] = self._values[j]
+            elif maybe:
+                kwargs[name] = None
             else:
                 cs = self._cstate[i]
                 dep = self._cstate[j]
@@ -764,12 +764,11 @@ class System:
 
     async def _invoke(self, i: int, kwargs: dict[str, Any]) -> None:
         step = self._steps[i]
-        a = step.analysis
         factory = step.component.factory
         blocking = step.component.blocking
-        if a.call == "async":
+        if step.call == "async":
             obj = await factory(**kwargs)
-        elif a.call == "agen":
+        elif step.call == "agen":
             gen = factory(**kwargs)
             try:
                 obj = await gen.__anext__()
@@ -777,7 +776,7 @@ class System:
                 raise RuntimeError(f"{step.name!r} is an async generator that finished without "
                                    "yielding; yield the instance once, stop code after the yield") from None
             self._stoppers[i] = ("agen", gen)
-        elif a.call == "gen":
+        elif step.call == "gen":
             gen = factory(**kwargs)
             empty = object()
             obj = await self._call_sync(i, next, gen, empty) if blocking else next(gen, empty)
@@ -787,13 +786,13 @@ class System:
             self._stoppers[i] = ("gen", gen)
         else:
             obj = await self._call_sync(i, factory, **kwargs) if blocking else factory(**kwargs)
-            if a.await_result:
+            if step.await_result:
                 obj = await obj
-        if a.enter == "async":
+        if step.enter == "async":
             cm = obj
             obj = await cm.__aenter__()
             self._stoppers[i] = ("acm", cm)
-        elif a.enter == "sync":
+        elif step.enter == "sync":
             cm = obj
             obj = await self._call_sync(i, cm.__enter__) if blocking else cm.__enter__()
             self._stoppers[i] = ("cm", cm)
@@ -1077,7 +1076,7 @@ class System:
                 continue
             components.append({
                 "name": s.name,
-                "provides": type_name(s.analysis.provides) if s.analysis.provides is not None else None,
+                "provides": type_name(s.provides) if s.provides is not None else None,
                 "phase": plan.phases[s.phase_index] if plan.phases else None,
                 "critical": s.component.critical,
                 "status": cs.status,
