@@ -57,6 +57,9 @@ class Check:
         return f"<Check {self.name!r} of {self.component.name!r}>"
 
 
+_NO_TAGS: frozenset[str] = frozenset()
+
+
 class Component(Generic[F]):
     """One declared step: a factory, what it provides and how to run it.
 
@@ -103,11 +106,14 @@ class Component(Generic[F]):
         self.backoff = backoff
         self.blocking = blocking
         self.provides = provides
-        # A lone string is one tag, not a set of characters.
-        self.tags: frozenset[str] = frozenset({tags}) if isinstance(tags, str) else frozenset(tags)
+        # A lone string is one tag, not a set of characters. Untagged components,
+        # and those without checks, share one empty value: a registry of
+        # thousands would otherwise hand the garbage collector two objects each.
+        self.tags: frozenset[str] = (frozenset({tags}) if isinstance(tags, str)
+                                     else frozenset(tags) if tags else _NO_TAGS)
         self.kind: Kind = kind
         self.value = value
-        self.checks: list[Check] = []
+        self.checks: tuple[Check, ...] = ()
         self.index = -1
 
     @property
@@ -129,7 +135,7 @@ class Component(Generic[F]):
         """
 
         def register(f: C) -> C:
-            self.checks.append(Check(f, self, name=name, timeout=timeout))
+            self.checks = (*self.checks, Check(f, self, name=name, timeout=timeout))
             return f
 
         return register(fn) if fn is not None else register
