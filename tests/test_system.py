@@ -1600,6 +1600,39 @@ async def test_a_factory_that_swallows_its_cancellation_can_still_finish() -> No
         assert system.report().component("cache")["error"]["message"].startswith("did not start within")
 
 
+async def test_a_cancellation_a_factory_raises_itself_is_its_failure() -> None:
+    # Nothing cancelled it: the start must neither stop with it nor leave the
+    # step "starting" for ever.
+    registry = Registry("self-cancel")
+
+    @registry.component(optional=True)
+    async def cache() -> Cache:
+        raise asyncio.CancelledError  # at: raises-cancelled
+
+    @registry.component
+    async def api(c: Cache | None) -> Api:
+        return Api()
+
+    @registry.component(optional=True)
+    async def database() -> Database:
+        return Database()
+
+    @database.check
+    async def ping(db: Database) -> None:
+        await asyncio.sleep(0)
+        raise asyncio.CancelledError("gave up")  # at: check-raises-cancelled
+
+    async with registry.start() as system:
+        assert statuses(system) == {"cache": "failed", "api": "started", "database": "failed"}
+        error = system.report().component("cache")["error"]
+    assert error["type"] == "CancelledError"
+    assert error["where"] == where("raises-cancelled")
+    assert "nothing was cancelling it" in error["message"]
+    check = system.report().validation[0]
+    assert (check["name"], check["status"], check["error"]["where"]) == (
+        "ping", "failed", where("check-raises-cancelled"))
+
+
 _REQUEST = contextvars.ContextVar("request", default="none")
 
 

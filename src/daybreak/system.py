@@ -53,7 +53,7 @@ current_component: contextvars.ContextVar[str | None] = contextvars.ContextVar(
 
 _MAX_BACKOFF = 5.0
 # Exceptions that are not a step's failure: they unwind the whole start or stop.
-_PROPAGATE = (asyncio.CancelledError, KeyboardInterrupt, SystemExit)
+_INTERRUPTS = (KeyboardInterrupt, SystemExit)
 _ROLLBACK_GRACE = 5.0
 
 
@@ -469,6 +469,9 @@ class System:
                     except StopIteration:
                         early.append(i)
                         continue
+                    except BaseException:  # what the step lets through (a cancellation): done all the same
+                        finished(i)
+                        raise
                     running[task] = i
                     free -= 1
                     if (ready or early) and (limit is None or len(running) < limit):
@@ -478,7 +481,7 @@ class System:
                     finally:
                         del running[task]
                         free += 1
-                    finished(i)
+                        finished(i)
                     if task.cancelling():  # a cancellation its step swallowed: retire with it
                         break
             finally:
@@ -663,9 +666,9 @@ class System:
                     error = ErrorInfo("TimeoutError",
                                       f"did not start within {exc.seconds:g} s (timeout={exc.seconds:g})",
                                       exc.hang.get("where"))
-                except _PROPAGATE:
-                    raise
                 except BaseException as exc:  # any other BaseException is this step's failure too
+                    if _propagates(exc):
+                        raise
                     error = self._error_info(exc)
                     hang = _hang_of(task) if isinstance(exc, TimeoutError) else None
                     if hang is not None:  # its own timeout cancelled it: show where it hung
@@ -760,7 +763,10 @@ class System:
             frames.append(Frame(tb.tb_frame.f_code.co_filename, tb.tb_lineno, tb.tb_frame.f_code.co_name))
             tb = tb.tb_next
         where = innermost_project_frame(frames)
-        return ErrorInfo(type(exc).__name__, self._redact(str(exc)), where.where if where else None)
+        message = self._redact(str(exc))
+        if isinstance(exc, asyncio.CancelledError) and not message:
+            message = _CANCELLED_ITSELF
+        return ErrorInfo(type(exc).__name__, message, where.where if where else None)
 
     async def _invoke(self, i: int, kwargs: dict[str, Any]) -> None:
         step = self._steps[i]
@@ -935,9 +941,9 @@ class System:
                 error = ErrorInfo("TimeoutError", f"did not finish within {exc.seconds:g} s "
                                   f"(check timeout={exc.seconds:g})", exc.hang.get("where"))
                 self._cstate[i].hang = exc.hang
-            except _PROPAGATE:
-                raise
             except BaseException as exc:
+                if _propagates(exc):
+                    raise
                 error = self._error_info(exc)
             status = "failed" if error else "passed"
             self._record_validation(step, "check", str(pc.check.name), status,
@@ -996,9 +1002,9 @@ class System:
             cs.stop_hang = exc.hang
             cs.stop_error = ErrorInfo("TimeoutError", f"did not stop within {exc.seconds:g} s "
                                       f"(stop_timeout={exc.seconds:g})", exc.hang.get("where"))
-        except _PROPAGATE:
-            raise
         except BaseException as exc:
+            if _propagates(exc):
+                raise
             cs.stop_error = self._error_info(exc)
             hang = _hang_of(asyncio.current_task()) if isinstance(exc, TimeoutError) else None
             if hang is not None:
@@ -1254,6 +1260,22 @@ class _StepTask(asyncio.Task[Any]):
         if self.capture is not None and not self.done():
             self.hang = self.capture(self.step, self)
         return super().cancel(msg)
+
+
+def _propagates(exc: BaseException) -> bool:
+    """Whether ``exc`` ends more than the step: an interrupt, or a cancellation of its task.
+
+    A CancelledError that the step's code raised while nothing was cancelling
+    its task is the step's own failure, reported as any other error.
+    """
+    if isinstance(exc, asyncio.CancelledError):
+        task = asyncio.current_task()
+        return task is None or task.cancelling() > 0
+    return isinstance(exc, _INTERRUPTS)
+
+
+_CANCELLED_ITSELF = ("it raised CancelledError while nothing was cancelling it; raise an exception "
+                     "that says what failed (or daybreak.Disabled to switch it off)")
 
 
 def _this_task() -> asyncio.Task[Any]:
