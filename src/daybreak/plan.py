@@ -462,8 +462,10 @@ def build_plan(registry: Registry, *, overrides: Mapping[Any, Any] | None = None
     if b.problems:
         raise MissingDependencyError(_join(b.problems))
 
-    for c in components:
-        if not c.critical:
+    # Only an optional provider can make this mistake; most plans have few of them.
+    optional = {c for c in components if c.optional}
+    for c in components if optional else ():
+        if not c.critical or optional.isdisjoint(deps[c]):
             continue
         a = b.analyses[c]
         for name, key, maybe, provider in zip(a.param_names, a.param_keys, a.param_optional, deps[c],
