@@ -165,7 +165,10 @@ def main() -> None:
         # The reference: dishka at 160 µs/component on its machine.
         print(f"   on a machine where dishka takes 160 µs/component: {statistics.median(ratios) * 160:.1f} "
               "µs/component (median pair; target <= 15)")
-    print(f"   target <= 15 µs/component here: {'met' if per <= 15 else 'NOT met'}")
+    # The 15 µs target was set on the machine; on a slower one the
+    # scaled figure above is the one that carries, and the exit stack shows the scale.
+    print(f"   target <= 15 µs/component on this very machine: {'met' if per <= 15 else 'not met'} "
+          f"(the sequential AsyncExitStack alone takes {best(stack_s) / n * 1e6:.1f} µs here)")
 
     m = args.dag
     types = make_types(m)
