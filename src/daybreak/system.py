@@ -446,12 +446,14 @@ class System:
                     finished(i)
                 early.clear()
 
-        def spawn() -> None:
+        def spawn_if_needed() -> None:
+            # Work waits, there is room for it, and no worker takes it.
             nonlocal free
-            task = _StepTask(worker(), loop=loop)
-            task.capture = capture
-            workers.add(task)
-            free += 1
+            if (ready or early) and not free and not abort() and (limit is None or len(running) < limit):
+                task = _StepTask(worker(), loop=loop)
+                task.capture = capture
+                workers.add(task)
+                free += 1
 
         async def worker() -> None:
             nonlocal free
@@ -474,8 +476,7 @@ class System:
                         raise
                     running[task] = i
                     free -= 1
-                    if (ready or early) and (limit is None or len(running) < limit):
-                        spawn()
+                    spawn_if_needed()
                     try:
                         await resume(work, pending, context)
                     finally:
@@ -487,12 +488,13 @@ class System:
             finally:
                 free -= 1
                 workers.discard(task)
-                if (ready or early) and not free and not abort() and (limit is None or len(running) < limit):
-                    spawn()
-                elif (left == 0 or abort() or not (running or free)) and not wake.done():
+                spawn_if_needed()
+                if (left == 0 or abort() or not (running or free)) and not wake.done():
                     wake.set_result(None)
 
-        spawn()
+        spawn_if_needed()
+        if not free:  # nothing to start at all
+            wake.set_result(None)
         try:
             await wake
         finally:
@@ -1244,7 +1246,7 @@ class _Deadlines:
 
 
 class _StepTask(asyncio.Task[Any]):
-    """The task of one step: whatever cancels it, where it was stuck is kept first.
+    """A worker of a walk: whatever cancels it, where its step was stuck is kept first.
 
     A timeout that a factory enforces itself (``asyncio.timeout`` with a value
     from the settings, ``wait_for``) cancels the task as daybreak's own
