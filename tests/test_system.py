@@ -1633,6 +1633,13 @@ async def test_a_cancellation_a_factory_raises_itself_is_its_failure() -> None:
         "ping", "failed", where("check-raises-cancelled"))
 
 
+async def test_an_empty_registry_starts_and_stops() -> None:
+    async with Registry("empty").start() as system:
+        assert system.status == "ready"
+        assert system.report().components == []
+    assert system.status == "stopped"
+
+
 _REQUEST = contextvars.ContextVar("request", default="none")
 
 
