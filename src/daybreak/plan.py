@@ -639,8 +639,8 @@ def rows(count: int, pairs: Callable[[], Iterable[tuple[int, int]]]) -> tuple[li
     return targets, start
 
 
-def _transpose(count: int, targets: list[int], start: list[int], sources: list[int]) -> tuple[list[int], list[int]]:
-    """The rows of the reversed graph; ``sources[e]`` is the node whose row holds edge ``e``."""
+def _transpose(count: int, targets: list[int], sources: list[int]) -> tuple[list[int], list[int]]:
+    """The rows of the reversed graph; ``sources[e]`` is the node whose row holds ``targets[e]``."""
     out_start = [0] * (count + 1)
     for j in targets:
         out_start[j + 1] += 1
@@ -691,7 +691,7 @@ def _toposort(nodes: list[Step], gates: list[tuple[int, tuple[Step, ...]]],
         waits += row
         owner += [n + g] * len(row)
         waits_start.append(len(waits))
-    targets, start = _transpose(total, waits, waits_start, owner)
+    targets, start = _transpose(total, waits, owner)
     indegree = [waits_start[i + 1] - waits_start[i] for i in range(total)]
     if forward:
         return nodes, (n, targets, start, indegree), (waits, waits_start)
