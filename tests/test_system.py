@@ -1565,6 +1565,7 @@ async def test_a_timeout_reaches_the_factory_at_its_first_wait_and_its_cleanup_r
     assert c["status"] == "failed"
     assert c["error"]["type"] == "TimeoutError"
     assert c["hang"]["where"] == where("first-wait")
+    assert c["hang"]["tasks"][0]["name"] == "daybreak:database"
     frames = c["hang"]["tasks"][0]["frames"]
     assert [f["function"] for f in frames][-2:] == ["database", "wait"]
 

@@ -476,6 +476,8 @@ class System:
                         raise
                     running[task] = i
                     free -= 1
+                    # Named for the step it now waits with: that is what a hang report shows.
+                    task.set_name(f"daybreak:{self._steps[i].name}")
                     spawn_if_needed()
                     try:
                         await resume(work, pending, context)
