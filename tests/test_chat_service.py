@@ -199,6 +199,9 @@ async def test_chat_round_trip_over_a_real_websocket() -> None:
             memory = await client.get("/health/memory")
             assert memory.status_code == 404
             assert "MEMORY_MONITOR is not enabled" in memory.json()["error"]
+            metrics = await client.get("/metrics")
+            assert metrics.status_code == 200
+            assert 'daybreak_system_status{status="ready",system="chat-service"} 1.0' in metrics.text
     assert app.state.daybreak.status == "stopped"
     assert app.state.daybreak.report().leftovers == {"threads": [], "tasks": [], "fds": []}
 

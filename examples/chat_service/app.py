@@ -15,7 +15,8 @@ finalize  comprehensive_validation ✓, critical_path_validation ✓, memory_mon
 ========  ===================================================================
 
 Probes: ``/health/live``, ``/health/ready``, ``/health/startup``, and
-``/health/memory`` (the memory monitor's figures; 404 unless ``MEMORY_MONITOR=1``).
+``/health/memory`` (the memory monitor's figures; 404 unless ``MEMORY_MONITOR=1``);
+``/metrics`` serves the start-up figures to Prometheus.
 
 Run it with ``uvicorn chat_service.app:app`` (``examples/`` on ``sys.path``),
 or ``uvicorn --factory chat_service.app:create_app``; check it with
@@ -51,7 +52,7 @@ from chat_service.settings import Settings
 from chat_service.storage import DataDir
 from chat_service.ws import ws_hub
 from daybreak import Registry
-from daybreak.fastapi import health_router, lifespan
+from daybreak.fastapi import health_router, lifespan, metrics_route
 
 __all__ = ["app", "create_app", "registry"]
 
@@ -177,6 +178,7 @@ def create_app(*, background: bool = False, **start_options: Any) -> FastAPI:
                           lifespan=lifespan(registry, background=background, **start_options))
     application.include_router(api.router)
     application.include_router(health_router("/health"))
+    metrics_route(application)  # start-up figures for Prometheus, read from the report at scrape time
     return application
 
 
