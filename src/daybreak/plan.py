@@ -47,7 +47,14 @@ class PlannedCheck:
 
 
 class Step:
-    """A component as the plan runs it: resolved dependencies and settings."""
+    """A component as the plan runs it: resolved dependencies and settings.
+
+    ``provides`` is the type it provides (None: nothing), ``call``, ``enter``
+    and ``await_result`` say how to run its factory, and ``param_names``,
+    ``param_keys`` (the types asked for), ``param_optional`` and
+    ``param_defaults`` describe its parameters in order, each filled by the
+    component at the same place in ``providers``.
+    """
 
     # A plain class: a plan of ten thousand components builds ten thousand of
     # them. It keeps its factory's analysis as fields, not as an object of its own.
