@@ -68,10 +68,84 @@ def type_name(t: Any) -> str:
     return str(t).replace("typing.", "")
 
 
-def _target(factory: Callable[..., Any]) -> Callable[..., Any]:
-    while isinstance(factory, functools.partial):
-        factory = factory.func
-    return factory
+def _unbind(factory: Callable[..., Any]) -> tuple[Any, frozenset[str]]:
+    """What a ``functools.partial`` (or a bare ``staticmethod``) calls, and the keywords it binds."""
+    bound: set[str] = set()
+    while True:
+        if isinstance(factory, functools.partial):
+            bound.update(factory.keywords)
+            factory = factory.func
+        elif isinstance(factory, staticmethod):
+            factory = factory.__func__
+        else:
+            return factory, frozenset(bound)
+
+
+def _function_of(target: Any) -> Any:
+    """The function whose code and annotations describe calling ``target``.
+
+    A bound method (or a classmethod) runs its ``__func__``; a callable object
+    runs its class's ``__call__``; anything else stands for itself.
+    """
+    if isinstance(target, types.MethodType):
+        return target.__func__
+    if isinstance(target, types.FunctionType | type | types.BuiltinFunctionType):
+        return target
+    call = inspect.getattr_static(type(target), "__call__", None)
+    return call if isinstance(call, types.FunctionType) else target
+
+
+def code_of(factory: Callable[..., Any]) -> types.CodeType | None:
+    """The code a factory or check runs, through partials, methods and decorators; None for a class."""
+    fn = _function_of(_unbind(factory)[0])
+    if isinstance(fn, type):
+        return None
+    code = getattr(inspect.unwrap(fn), "__code__", None)
+    return code if isinstance(code, types.CodeType) else None
+
+
+def _cm_helper(decorator: Callable[..., Any], fn: Callable[..., Any]) -> types.CodeType:
+    return decorator(fn).__code__  # type: ignore[no-any-return]
+
+
+def _gen() -> collections.abc.Iterator[None]:
+    yield
+
+
+async def _agen() -> collections.abc.AsyncIterator[None]:
+    yield
+
+
+# The wrappers contextlib's decorators return, by their code: calling one
+# gives a context manager to enter, not the generator it wraps.
+_CM_HELPERS: dict[types.CodeType, Enter] = {
+    _cm_helper(contextlib.contextmanager, _gen): "sync",
+    _cm_helper(contextlib.asynccontextmanager, _agen): "async",
+}
+
+
+def _call_through(fn: Any) -> tuple[Call, Enter | None]:
+    """How calling ``fn`` behaves, and what to enter if contextlib made it.
+
+    A synchronous wrapper (``functools.wraps``) returns what the function it
+    wraps returns: a coroutine, an async generator... so the chain of
+    ``__wrapped__`` is followed down to the first function that is not one.
+    """
+    for _ in range(100):  # inspect.unwrap's own bound on a chain
+        fn = _function_of(fn)
+        if isinstance(fn, types.FunctionType):
+            enter = _CM_HELPERS.get(fn.__code__)
+            if enter is not None:
+                return "sync", enter
+            call = _call_of(fn)
+            if call != "sync":
+                return call, None
+        elif inspect.iscoroutinefunction(fn):  # a builtin or a marked object
+            return "async", None
+        fn = getattr(fn, "__wrapped__", None)
+        if fn is None:
+            break
+    return "sync", None
 
 
 _COMPILED: dict[str, types.CodeType] = {}
@@ -127,15 +201,19 @@ def _hints(fn: Callable[..., Any]) -> dict[str, Any]:
     return out
 
 
-def _parameters(fn: Callable[..., Any], factory: Callable[..., Any]) -> list[tuple[str, bool]]:
-    """(name, has a default) of each named parameter, read off the code object when possible."""
-    code = getattr(fn, "__code__", None)
-    if (code is not None and fn is factory and not hasattr(fn, "__signature__")
-            and not hasattr(fn, "__wrapped__")):
+def _parameters(factory: Callable[..., Any], bound: frozenset[str]) -> list[tuple[str, bool]]:
+    """(name, has a default) of each parameter a call must fill, read off the code object when possible.
+
+    What a partial or a bound method already binds is no parameter: the
+    partial's keywords win over any component of their type.
+    """
+    code = getattr(factory, "__code__", None)
+    if (type(factory) is types.FunctionType and code is not None
+            and not hasattr(factory, "__signature__") and not hasattr(factory, "__wrapped__")):
         positional = code.co_argcount
         names = code.co_varnames[: positional + code.co_kwonlyargcount]
-        n_defaults = len(getattr(fn, "__defaults__", None) or ())
-        kwdefaults = getattr(fn, "__kwdefaults__", None) or {}
+        n_defaults = len(getattr(factory, "__defaults__", None) or ())
+        kwdefaults = getattr(factory, "__kwdefaults__", None) or {}
         return [(name, (i >= positional - n_defaults) if i < positional else name in kwdefaults)
                 for i, name in enumerate(names)]
     try:
@@ -143,7 +221,7 @@ def _parameters(fn: Callable[..., Any], factory: Callable[..., Any]) -> list[tup
     except (TypeError, ValueError) as exc:
         raise AnalysisError(f"its signature cannot be read ({exc})") from None
     return [(p.name, p.default is not p.empty) for p in signature.parameters.values()
-            if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+            if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD) and p.name not in bound]
 
 
 def _split_optional(ann: Any) -> tuple[Any, bool]:
@@ -264,37 +342,19 @@ def analyse(factory: Callable[..., Any], provides: Any, unset: Any) -> Analysis:
         fast = _analyse_function(factory, provides, unset)
         if fast is not None:
             return fast
-    target = _target(factory)
+    target, bound = _unbind(factory)
+    enter_as: Enter | None = None
     if isinstance(target, type):
         call: Call = "sync"
-        hints_of: Callable[..., Any] = target.__init__  # type: ignore[misc]
+        hints_of: Any = target.__init__  # type: ignore[misc]
         ret: Any = target
     else:
-        hints_of = target
+        hints_of = _function_of(target)
+        call, enter_as = _call_through(hints_of)
         ret = unset
-    wrapped = getattr(target, "__wrapped__", None)
-    cm_decorated = wrapped is not None and (
-        inspect.isasyncgenfunction(wrapped) or inspect.isgeneratorfunction(wrapped)
-    ) and not (inspect.isasyncgenfunction(target) or inspect.isgeneratorfunction(target))
-    if isinstance(target, type):
-        pass
-    elif isinstance(target, types.FunctionType):
-        call = _call_of(target)
-    elif inspect.isasyncgenfunction(target):
-        call = "agen"
-    elif inspect.isgeneratorfunction(target):
-        call = "gen"
-    elif inspect.iscoroutinefunction(target):
-        call = "async"
-    else:
-        call = "sync"
-
-    code = getattr(hints_of, "__code__", None)
-    no_params = (code is not None and code.co_argcount == 0 and code.co_kwonlyargcount == 0
-                 and not code.co_flags & (inspect.CO_VARARGS | inspect.CO_VARKEYWORDS)
-                 and not isinstance(factory, functools.partial))
+    parameters = _parameters(factory, bound)
     hints: dict[str, Any] = {}
-    if not no_params:
+    if parameters:
         hints = _hints(hints_of)
     elif ret is unset:
         try:
@@ -308,28 +368,25 @@ def analyse(factory: Callable[..., Any], provides: Any, unset: Any) -> Analysis:
     keys: list[Any] = []
     optional: list[bool] = []
     defaults: list[bool] = []
-    if not no_params:
-        for name, has_default in _parameters(target, factory):
-            if name == "self" and isinstance(target, type):
+    for name, has_default in parameters:
+        if name not in hints:
+            if has_default:
                 continue
-            if name not in hints:
-                if has_default:
-                    continue
-                raise AnalysisError(
-                    f"parameter {name!r} has no annotation; daybreak finds dependencies by "
-                    f"type, so write `{name}: SomeType`"
-                )
-            key, maybe = _split_optional(hints[name])
-            names.append(name)
-            keys.append(key)
-            optional.append(maybe)
-            defaults.append(has_default)
+            raise AnalysisError(
+                f"parameter {name!r} has no annotation; daybreak finds dependencies by "
+                f"type, so write `{name}: SomeType`"
+            )
+        key, maybe = _split_optional(hints[name])
+        names.append(name)
+        keys.append(key)
+        optional.append(maybe)
+        defaults.append(has_default)
 
     if ret is unset:
         ret = hints.get("return", None)
     provided, enter, await_result = _unwrap(ret)
-    if cm_decorated:
-        enter = "async" if inspect.isasyncgenfunction(wrapped) else "sync"
+    if enter_as is not None:
+        enter = enter_as
     if provides is not unset:
         provided = provides
     if provided is type(None):

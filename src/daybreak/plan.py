@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from daybreak._introspect import Analysis, AnalysisError, analyse, type_name
+from daybreak._introspect import Analysis, AnalysisError, analyse, code_of, type_name
 from daybreak.errors import (
     CycleError,
     DeclarationError,
@@ -348,7 +348,7 @@ class _Builder:
 
 
 def _origin(fn: Callable[..., Any]) -> str:
-    code = getattr(inspect.unwrap(fn), "__code__", None)
+    code = code_of(fn)
     return f"{code.co_filename}:{code.co_firstlineno}" if code else repr(fn)
 
 

@@ -232,7 +232,7 @@ class Registry:
             raise TypeError(f"daybreak: phases must be a sequence of names, not the string {phases!r}; "
                             f"write phases=({phases!r},)")
         self.name = name
-        self.phases: tuple[str, ...] = tuple(phases or ())
+        self.phases: tuple[str, ...] = _phase_names(phases or ())
         self.default_timeout = default_timeout
         self.default_stop_timeout = default_stop_timeout
         self._components: list[Component[Any]] = []
@@ -345,6 +345,19 @@ class Registry:
 
     def __repr__(self) -> str:
         return f"<Registry {self.name!r}: {len(self._components)} declarations>"
+
+
+def _phase_names(phases: Sequence[str]) -> tuple[str, ...]:
+    names = tuple(phases)
+    if not all(isinstance(p, str) and p for p in names):
+        raise TypeError(f"daybreak: phase names are non-empty strings, got phases={names!r}")
+    seen: set[str] = set()
+    for phase in names:
+        if phase in seen:
+            raise ValueError(f"daybreak: phase {phase!r} is named twice in phases={names!r}; "
+                             "each phase needs a name of its own")
+        seen.add(phase)
+    return names
 
 
 def _check_options(options: Mapping[str, Any]) -> None:

@@ -23,7 +23,7 @@ from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from types import CodeType, CoroutineType, TracebackType
 from typing import Any, Literal, TypeVar, cast, overload
 
-from daybreak._introspect import type_name
+from daybreak._introspect import code_of, type_name
 from daybreak._redact import Redactor
 from daybreak._resume import resume
 from daybreak.diagnostics import (
@@ -1331,8 +1331,8 @@ def component_codes(components: Iterable[Component[Any]]) -> dict[CodeType, str]
     codes: dict[CodeType, str] = {}
     for c in components:
         for fn in (c.factory, *(check.fn for check in c.checks)):
-            code = getattr(inspect.unwrap(fn), "__code__", None)
-            if isinstance(code, CodeType):
+            code = code_of(fn)
+            if code is not None:
                 codes.setdefault(code, c.name)
     return codes
 
