@@ -39,11 +39,33 @@ class Disabled(Exception):
 
     The component is reported ``disabled`` with ``reason``; what needs it is
     treated as for a failed optional component, but the system stays ``ready``.
+    ``reason`` may be any object, typically the exception that says why
+    (``except ImportError as exc: raise Disabled(exc)``): the reason is its text.
     """
 
-    def __init__(self, reason: str = "disabled by configuration") -> None:
-        super().__init__(reason)
-        self.reason = reason
+    def __init__(self, reason: object = "disabled by configuration") -> None:
+        text = "disabled by configuration" if reason is None else text_of(reason)
+        super().__init__(text)
+        self.reason = text
+
+
+def text_of(obj: object) -> str:
+    """``str(obj)``, or a line that says why it could not be read: never raises.
+
+    An exception whose ``__str__`` raises must still be reported as a failure;
+    a failure that cannot be recorded would read as a success.
+    """
+    try:
+        text = str(obj)
+        if type(text) is not str:  # a str subclass can override anything
+            text = str.__str__(text)
+    except Exception as exc:
+        try:
+            why = f"{type(exc).__name__}: {exc}"
+        except Exception:
+            why = type(exc).__name__
+        return f"{type(obj).__name__} (its message could not be read: {why})"
+    return text
 
 
 class DaybreakError(Exception):

@@ -15,8 +15,10 @@ import heapq
 import inspect
 import logging
 import random
+import re
 import threading
 import time
+import typing
 import warnings
 import weakref
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
@@ -35,7 +37,7 @@ from daybreak.diagnostics import (
     thread_stacks,
 )
 from daybreak.diagnostics.frames import Frame
-from daybreak.errors import Disabled, StartupError, UsageError
+from daybreak.errors import Disabled, StartupError, UsageError, text_of
 from daybreak.events import Event, Listener, level_of, log_event, logger
 from daybreak.plan import Plan, Step
 from daybreak.registry import UNSET, Component
@@ -58,12 +60,33 @@ _ROLLBACK_GRACE = 5.0
 
 
 class _Timeout(Exception):
-    """A step exceeded its timeout; ``hang`` was captured before cancelling it."""
+    """A step exceeded its timeout; ``hang`` was captured before cancelling it.
 
-    def __init__(self, seconds: float, hang: dict[str, Any]) -> None:
+    ``late_s`` is set when the step swallowed that cancellation and finished
+    anyway, that many seconds after its deadline: a value that came too late.
+    """
+
+    def __init__(self, seconds: float, hang: dict[str, Any], late_s: float | None = None) -> None:
         super().__init__(f"did not finish within {seconds:g} s")
         self.seconds = seconds
         self.hang = hang
+        self.late_s = late_s
+
+    def message(self, what: str, option: str) -> str:
+        """``did not <what> within S s (<option>=S)``, and how it ignored the cancellation."""
+        text = f"did not {what} within {self.seconds:g} s ({option}={self.seconds:g})"
+        if self.late_s is not None:
+            text += (f"; it ignored the cancellation (an except that swallows CancelledError?) "
+                     f"and finished {self.late_s:.3g} s after its deadline")
+        return text
+
+
+def _late(task: asyncio.Task[Any] | None, entry: list[Any], timeout: float) -> _Timeout:
+    """The step of ``task`` finished although its deadline (``entry``) cancelled it."""
+    loop = asyncio.get_running_loop()
+    if task is not None:
+        task.uncancel()  # the deadline's cancellation, which the step swallowed
+    return _Timeout(timeout, entry[_HANG], max(0.0, loop.time() - entry[0]))
 
 
 class ComponentState:
@@ -166,6 +189,8 @@ class System:
         self._snapshot: Snapshot | None = None
         self._leftovers: dict[str, list[dict[str, Any]]] = {"threads": [], "tasks": [], "fds": []}
         self._failure: tuple[int | None, ErrorInfo, str] | None = None
+        # sys.exit(code) in a factory: raised again by start() once it has rolled back.
+        self._exit: SystemExit | None = None
         # The tasks of the graph walk under way, each with its node.
         self._running_tasks: dict[asyncio.Task[Any], int] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -290,6 +315,8 @@ class System:
                 await self._rollback()
             finally:
                 self._finish_failed()
+            if self._exit is not None:
+                raise self._exit
             i, info, message = self._failure
             raise StartupError(message, report=self.report(),
                                component=self._steps[i].name if i is not None else None,
@@ -655,21 +682,30 @@ class System:
                                 and cast("asyncio.Task[Any]", task).uncancel() == 0):
                             raise _Timeout(cast("float", timeout), entry[_HANG]) from None
                         raise
+                    else:
+                        if entry is not None and entry[_HANG] is not None:
+                            raise _late(task, entry, cast("float", timeout))
                     finally:
                         if entry is not None:
                             deadlines.cancel(entry)
                 except Disabled as exc:
                     cs.status = "disabled"
                     self._by_config[i] = True
-                    cs.reason = self._redact(exc.reason)
+                    cs.reason = self._reason_of(exc)
                     cs.duration_s = self._now() - cs.start_s
                     self._emit("component.disabled", i, error=cs.reason)
                     return
                 except _Timeout as exc:
                     cs.hang = exc.hang
-                    error = ErrorInfo("TimeoutError",
-                                      f"did not start within {exc.seconds:g} s (timeout={exc.seconds:g})",
-                                      exc.hang.get("where"))
+                    error = ErrorInfo("TimeoutError", exc.message("start", "timeout"), exc.hang.get("where"))
+                    if self._stoppers[i] is not None:  # what came too late is not kept
+                        await self._stop_step(i, after_check=True)
+                except SystemExit as exc:  # sys.exit() in a factory: its failure, not a success
+                    error = self._error_info(exc)
+                    error = ErrorInfo(error.type, _exit_message(exc), error.where)
+                    if exc.code is not None:  # an explicit code: exit with it, once rolled back
+                        self._exit = exc
+                    break
                 except BaseException as exc:  # any other BaseException is this step's failure too
                     if _propagates(exc):
                         raise
@@ -686,11 +722,13 @@ class System:
                     delay = min(c.backoff * 2 ** (attempt - 1), _MAX_BACKOFF) * random.uniform(0.75, 1.25)
                     self._emit("component.retrying", i, attempt=attempt, error=str(error))
                     await asyncio.sleep(delay)
+            if error is None and self._values[i] is None and step.provides is not None:
+                error = _returned_none(step)
             if error is None and step.checks:
                 task = task or _this_task()
                 error = await self._run_checks(i)
-                if error is not None:
-                    await self._stop_step(i, after_check=True)
+            if error is not None and self._stoppers[i] is not None:
+                await self._stop_step(i, after_check=True)
             cs.duration_s = self._now() - cs.start_s
             if error is not None:
                 cs.status = "failed"
@@ -700,7 +738,7 @@ class System:
                     self._emit("validator.failed", i, error=str(error), where=error.where)
                 self._emit("component.failed", i, error=str(error), where=error.where,
                            duration_s=cs.duration_s)
-                if c.critical and self._failure is None:
+                if (c.critical or self._exit is not None) and self._failure is None:
                     self._failure = (i, error, self._failure_message(i, error))
                 return
             self._up[i] = True
@@ -760,17 +798,36 @@ class System:
                          "reachable, or mark the component optional=True to start degraded")
         return "\n".join(lines)
 
+    def _reason_of(self, exc: Disabled) -> str:
+        try:
+            return self._redact(text_of(getattr(exc, "reason", exc)))
+        except Exception as bug:
+            return f"disabled (its reason could not be read: {text_of(bug)})"
+
     def _error_info(self, exc: BaseException) -> ErrorInfo:
-        frames: list[Frame] = []
-        tb = exc.__traceback__
-        while tb is not None:
-            frames.append(Frame(tb.tb_frame.f_code.co_filename, tb.tb_lineno, tb.tb_frame.f_code.co_name))
-            tb = tb.tb_next
-        where = innermost_project_frame(frames)
-        message = self._redact(str(exc))
+        """What ``exc`` says, redacted, and where; never raises.
+
+        A failure that cannot be recorded would leave its step "starting" and
+        the start "ready": whatever goes wrong here still gives an ErrorInfo.
+        """
+        try:
+            message = self._redact(text_of(exc))
+        except Exception as bug:  # the unredacted text must not go out instead
+            message = f"{type(exc).__name__} (its message could not be redacted: {type(bug).__name__})"
+        try:
+            frames: list[Frame] = []
+            tb = exc.__traceback__
+            while tb is not None:
+                frames.append(Frame(tb.tb_frame.f_code.co_filename, tb.tb_lineno,
+                                    tb.tb_frame.f_code.co_name))
+                tb = tb.tb_next
+            frame = innermost_project_frame(frames)
+            where = frame.where if frame is not None else None
+        except Exception:
+            where = None
         if isinstance(exc, asyncio.CancelledError) and not message:
             message = _CANCELLED_ITSELF
-        return ErrorInfo(type(exc).__name__, message, where.where if where else None)
+        return ErrorInfo(type(exc).__name__, message, where)
 
     async def _invoke(self, i: int, kwargs: dict[str, Any]) -> None:
         step = self._steps[i]
@@ -854,13 +911,16 @@ class System:
         assert task is not None
         entry = self._deadlines.add(timeout, i, task)
         try:
-            return await work
+            result = await work
         except asyncio.CancelledError:
             if entry[_HANG] is not None and task.uncancel() == 0:
                 raise _Timeout(timeout, entry[_HANG]) from None
             raise
         finally:
             self._deadlines.cancel(entry)
+        if entry[_HANG] is not None:
+            raise _late(task, entry, timeout)
+        return result
 
     def _capture_hang(self, i: int, task: asyncio.Task[Any]) -> dict[str, Any]:
         chain = await_chain(task)
@@ -942,8 +1002,8 @@ class System:
                 if inspect.isawaitable(result):
                     await self._with_timeout(i, pc.check.timeout, result)
             except _Timeout as exc:
-                error = ErrorInfo("TimeoutError", f"did not finish within {exc.seconds:g} s "
-                                  f"(check timeout={exc.seconds:g})", exc.hang.get("where"))
+                error = ErrorInfo("TimeoutError", exc.message("finish", "check timeout"),
+                                  exc.hang.get("where"))
                 self._cstate[i].hang = exc.hang
             except BaseException as exc:
                 if _propagates(exc):
@@ -1004,8 +1064,8 @@ class System:
             await self._with_timeout(i, step.stop_timeout, self._run_stopper(i, kind, obj, blocking))
         except _Timeout as exc:
             cs.stop_hang = exc.hang
-            cs.stop_error = ErrorInfo("TimeoutError", f"did not stop within {exc.seconds:g} s "
-                                      f"(stop_timeout={exc.seconds:g})", exc.hang.get("where"))
+            cs.stop_error = ErrorInfo("TimeoutError", exc.message("stop", "stop_timeout"),
+                                      exc.hang.get("where"))
         except BaseException as exc:
             if _propagates(exc):
                 raise
@@ -1290,6 +1350,35 @@ def _propagates(exc: BaseException) -> bool:
 
 _CANCELLED_ITSELF = ("it raised CancelledError while nothing was cancelling it; raise an exception "
                      "that says what failed (or daybreak.Disabled to switch it off)")
+
+
+def _exit_message(exc: SystemExit) -> str:
+    if exc.code is None:
+        return ("it called sys.exit() without an exit code; raise an exception that says what "
+                "failed (or daybreak.Disabled to switch it off)")
+    return f"it called sys.exit({text_of(exc.code)}): rolled back, the process exits with that code"
+
+
+def _returned_none(step: Step) -> ErrorInfo | None:
+    """The error of a factory that gave None for a type that does not admit it."""
+    factory = inspect.unwrap(step.component.factory)
+    if _admits_none(step.provides) or _admits_none(getattr(factory, "__annotations__", {}).get("return")):
+        return None
+    code = getattr(factory, "__code__", None)
+    what = type_name(step.provides)
+    return ErrorInfo(
+        "TypeError",
+        f"its factory returned None, but it provides {what}: return the instance, annotate the "
+        f"return `-> {what} | None` if None is a valid value, or raise daybreak.Disabled(reason) "
+        "to switch it off",
+        f"{code.co_filename}:{code.co_firstlineno}" if isinstance(code, CodeType) else None)
+
+
+def _admits_none(annotation: Any) -> bool:
+    """Whether a return annotation is ``T | None`` (or ``Optional[T]``), evaluated or not."""
+    if isinstance(annotation, str):
+        return re.search(r"\|\s*None\b|\bNone\s*\||\bOptional\[", annotation) is not None
+    return type(None) in typing.get_args(annotation)
 
 
 def _this_task() -> asyncio.Task[Any]:
