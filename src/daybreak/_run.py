@@ -1,14 +1,19 @@
-"""Run a coroutine so that SIGINT and SIGTERM roll it back instead of killing it."""
+"""Run a coroutine so that SIGINT and SIGTERM roll it back instead of killing it.
+
+Also: keep stdout for a command's JSON alone while the app runs.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
-from collections.abc import Coroutine
+import sys
+from collections.abc import Coroutine, Iterator
 from typing import Any, TypeVar
 
-__all__ = ["Interrupted", "run_cancellable"]
+__all__ = ["Interrupted", "app_output_to_stderr", "run_cancellable"]
 
 T = TypeVar("T")
 
@@ -50,3 +55,35 @@ def run_cancellable(main: Coroutine[Any, Any, T]) -> T:
                     loop.remove_signal_handler(signum)
 
     return asyncio.run(guarded())
+
+
+@contextlib.contextmanager
+def app_output_to_stderr(enabled: bool = True) -> Iterator[None]:
+    """While the body runs, what goes to stdout goes to stderr instead.
+
+    For ``--json``: stdout then holds the JSON alone, whatever the app prints
+    or logs. Both ``sys.stdout`` and descriptor 1 are redirected, so that a
+    logging handler holding the old ``sys.stdout``, and a child process, follow.
+    """
+    if not enabled:
+        yield
+        return
+    with contextlib.ExitStack() as stack:
+        with contextlib.suppress(Exception):
+            sys.stdout.flush()
+        try:
+            saved = os.dup(1)
+        except OSError:  # no descriptor 1: sys.stdout alone
+            pass
+        else:
+            stack.callback(_restore_stdout, saved)
+            os.dup2(2, 1)
+        stack.enter_context(contextlib.redirect_stdout(sys.stderr))
+        yield
+
+
+def _restore_stdout(saved: int) -> None:
+    with contextlib.suppress(Exception):
+        sys.stdout.flush()
+    os.dup2(saved, 1)
+    os.close(saved)

@@ -1,7 +1,9 @@
 """The ``daybreak`` command: plan, start, leaks, imports, doctor.
 
-Exit status: 0 success, 1 the check failed, 2 usage or target error,
-130 interrupted by SIGINT (143 by SIGTERM) after rolling back.
+Exit status: 0 success, 1 the check failed (also: a stop raised, timed out or
+was cut short, whether or not a signal came), 2 usage or target error,
+130 interrupted by SIGINT (143 by SIGTERM) after rolling back, or the code a
+factory gave ``sys.exit()``.
 """
 
 from __future__ import annotations
@@ -15,10 +17,11 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from daybreak._run import Interrupted, run_cancellable
+from daybreak._run import Interrupted, app_output_to_stderr, run_cancellable
 from daybreak._target import TargetError, load_target
 from daybreak.errors import DeclarationError
 from daybreak.registry import Registry
+from daybreak.system import System, failed_stops
 
 __all__ = ["main"]
 
@@ -38,12 +41,13 @@ def _plan(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-async def _start_and_stop(args: argparse.Namespace,
-                          registry: Registry) -> tuple[dict[str, Any], int, str | None]:
+async def _start_and_stop(args: argparse.Namespace, registry: Registry,
+                          started: list[System]) -> tuple[dict[str, Any], int, str | None]:
     from daybreak._console import Progress
     from daybreak.errors import StartupError
 
     system = registry.start(timeout=args.timeout)
+    started.append(system)  # for the report when a signal or sys.exit() ends this early
     live = sys.stderr.isatty() and not args.json
     progress = Progress(system) if live else contextlib.nullcontext()
     code = EXIT_OK
@@ -54,18 +58,42 @@ async def _start_and_stop(args: argparse.Namespace,
     except StartupError as exc:
         code = EXIT_FAILED
         failure = str(exc)  # what failed, where, and what to do
-    except asyncio.CancelledError:
-        report = system.report().to_dict()
-        _print_result(args, report, None)
-        raise
     else:
-        await system.stop()
+        await _stop(system)
     report = system.report().to_dict()
     if report["start_status"] == "degraded" and args.strict:
         code = EXIT_FAILED
     if any(report["leftovers"].values()):
         code = EXIT_FAILED
+    not_stopped = failed_stops(report)
+    if not_stopped:
+        code = EXIT_FAILED
+        failure = "\n".join([*([failure] if failure else []), *not_stopped])
     return report, code, failure
+
+
+async def _stop(system: System) -> None:
+    """Stop every component, whatever signals come while it stops.
+
+    A signal lets every stop run, each within its ``stop_timeout``; one more
+    cuts short the stops in progress (:meth:`System.hurry`). The cancellation
+    is raised once everything has stopped or been cut short.
+    """
+    interrupted: asyncio.CancelledError | None = None
+    while True:
+        try:
+            await system.stop()
+            break
+        except asyncio.CancelledError as exc:
+            if interrupted is None:
+                print("daybreak start: interrupted while stopping; every stop still runs, each "
+                      "within its stop_timeout (interrupt again to cut them short)",
+                      file=sys.stderr, flush=True)
+            else:
+                system.hurry()
+            interrupted = exc
+    if interrupted is not None:
+        raise interrupted
 
 
 def _print_result(args: argparse.Namespace, report: dict[str, Any], failure: str | None) -> None:
@@ -86,12 +114,42 @@ def _print_result(args: argparse.Namespace, report: dict[str, Any], failure: str
 
 
 def _start(args: argparse.Namespace) -> int:
-    # Import and plan outside the event loop: a target's import must not run inside it.
-    registry = load_target(args.target)
-    registry.plan()
-    report, code, failure = run_cancellable(_start_and_stop(args, registry))
+    started: list[System] = []
+    ending: str | None = None
+    # With --json, stdout holds the JSON alone: what the app prints goes to stderr.
+    with app_output_to_stderr(args.json):
+        # Import and plan outside the event loop: a target's import must not run inside it.
+        registry = load_target(args.target)
+        registry.plan()
+        try:
+            report, code, failure = run_cancellable(_start_and_stop(args, registry, started))
+        except Interrupted as exc:
+            if not started:
+                raise
+            report, code, failure = started[0].report().to_dict(), 128 + exc.signum, None
+            ending = f"interrupted by {exc}; " + ("stopped" if report["start_status"] in ("ready", "degraded")
+                                                   else "rolled back")
+        except SystemExit as exc:  # sys.exit(code) in a factory, re-raised once rolled back
+            if not started:
+                raise
+            report, failure = started[0].report().to_dict(), None
+            code = exc.code if isinstance(exc.code, int) else EXIT_FAILED
+            ending = f"{_exit_of(report)}; rolled back, exit status {code}"
+    not_stopped = failed_stops(report)
+    if ending is not None and not_stopped:
+        code = EXIT_FAILED
+        ending = ending.partition(";")[0] + "; did not stop cleanly:\n  " + "\n  ".join(not_stopped)
     _print_result(args, report, failure)
+    if ending is not None:
+        print(f"daybreak start: {ending}", file=sys.stderr)
     return code
+
+
+def _exit_of(report: dict[str, Any]) -> str:
+    for c in report["components"]:
+        if c["error"] and c["error"]["type"] == "SystemExit":
+            return f"component {c['name']!r} {c['error']['message'].removeprefix('it ').partition(':')[0]}"
+    return "sys.exit() was called"
 
 
 def _delegate(module: str) -> tuple[Any, Any]:

@@ -19,10 +19,11 @@ import xml.etree.ElementTree as ET
 from typing import Any
 
 from daybreak._console import Style, timeline
-from daybreak._run import run_cancellable
+from daybreak._run import app_output_to_stderr, run_cancellable
 from daybreak._target import load_target, module_of_target
 from daybreak.errors import StartupError
 from daybreak.registry import Registry
+from daybreak.system import failed_stops
 
 __all__ = ["add_arguments", "diagnose", "run"]
 
@@ -90,6 +91,7 @@ def diagnose(spec: str, *, timeout: float = 120.0, import_timeout: float = 10.0,
         failures.append("start: degraded (--strict)")
     if any(start["leftovers"].values()):
         failures.append("stop: left threads, tasks or file descriptors behind")
+    failures.extend(f"stop: {line}" for line in failed_stops(start))
     failed_checks = [v["name"] for v in start["validation"] if v["status"] == "failed"]
     if failed_checks and start["status"] != "failed":
         doc.setdefault("notes", []).append("failed optional checks: " + ", ".join(failed_checks))
@@ -185,9 +187,10 @@ def run(args: argparse.Namespace) -> int:
     if args.cycles < MIN_CYCLES or args.warmup < 0:
         print(f"daybreak doctor: --cycles must be >= {MIN_CYCLES} and --warmup >= 0", file=sys.stderr)
         return 2
-    doc = diagnose(args.target, timeout=args.timeout, import_timeout=args.import_timeout,
-                   cycles=args.cycles, warmup=args.warmup, allow=args.allow,
-                   skip=tuple(args.skip), strict=args.strict)
+    with app_output_to_stderr(args.json):  # stdout holds the JSON alone
+        doc = diagnose(args.target, timeout=args.timeout, import_timeout=args.import_timeout,
+                       cycles=args.cycles, warmup=args.warmup, allow=args.allow,
+                       skip=tuple(args.skip), strict=args.strict)
     if args.json:
         sys.stdout.write(json.dumps(doc, indent=2, default=str) + "\n")
     else:

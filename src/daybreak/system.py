@@ -21,7 +21,7 @@ import time
 import typing
 import warnings
 import weakref
-from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping, Sequence
 from types import CodeType, CoroutineType, TracebackType
 from typing import Any, Literal, TypeVar, cast, overload
 
@@ -43,7 +43,7 @@ from daybreak.plan import Plan, Step
 from daybreak.registry import UNSET, Component
 from daybreak.report import ErrorInfo, StartupReport
 
-__all__ = ["ComponentState", "System", "SystemState", "current_component"]
+__all__ = ["ComponentState", "System", "SystemState", "current_component", "failed_stops"]
 
 T = TypeVar("T")
 SystemStatus = Literal["pending", "starting", "ready", "degraded", "failed", "stopping", "stopped"]
@@ -563,9 +563,21 @@ class System:
     async def _rollback(self) -> None:
         # Every step that came up is stopped, also those without stop code,
         # so that none of them is still reported "started".
+        cancelled: asyncio.CancelledError | None = None
         if any(self._up) or any(s is not None for s in self._stoppers):
             self.state.status = "stopping"
-            await asyncio.shield(self._walk_stop())
+            # The rollback is owned to its end: cancelling the start again (a second
+            # signal) hurries the stops in progress instead of abandoning them all.
+            walk = asyncio.ensure_future(self._walk_stop())
+            while True:
+                try:
+                    await asyncio.shield(walk)
+                    break
+                except asyncio.CancelledError as exc:
+                    cancelled = exc
+                    if walk.done():
+                        break
+                    self.hurry()
         culprit = self._failure[0] if self._failure else None
         why = f"{self._steps[culprit].name!r} failed" if culprit is not None else (
             self._failure[2].partition(";")[0] if self._failure else "the start was cancelled")
@@ -576,6 +588,8 @@ class System:
             elif cs.status == "pending":
                 cs.status = "skipped"
                 cs.reason = cs.reason or f"not started: {why}"
+        if cancelled is not None:
+            raise cancelled
 
     # -- starting one step -------------------------------------------------
     def _begin(self, i: int) -> Coroutine[Any, Any, None] | None:
@@ -1068,12 +1082,23 @@ class System:
                                       exc.hang.get("where"))
         except BaseException as exc:
             if _propagates(exc):
+                if isinstance(exc, asyncio.CancelledError):  # hurried (a second signal): cut short
+                    hang = _hang_of(asyncio.current_task())
+                    cs.stop_hang = hang
+                    cs.stop_error = ErrorInfo("CancelledError", "cut short: cancelled before it finished "
+                                              "(interrupted again while stopping)",
+                                              hang.get("where") if hang else None)
+                    self._stop_ended(i, t0, was_up)
                 raise
             cs.stop_error = self._error_info(exc)
             hang = _hang_of(asyncio.current_task()) if isinstance(exc, TimeoutError) else None
             if hang is not None:
                 cs.stop_hang = hang
                 cs.stop_error = _own_timeout(cs.stop_error, hang)
+        self._stop_ended(i, t0, was_up)
+
+    def _stop_ended(self, i: int, t0: float, was_up: bool) -> None:
+        cs = self._cstate[i]
         cs.stop_duration_s = time.perf_counter() - t0
         cs.stop_status = "failed" if cs.stop_error else "stopped"
         if not was_up:
@@ -1083,6 +1108,19 @@ class System:
         self._emit("component.stopped", i, duration_s=cs.stop_duration_s,
                    error=str(cs.stop_error) if cs.stop_error else None,
                    where=cs.stop_error.where if cs.stop_error else None)
+
+    def hurry(self) -> None:
+        """Cut short the stops in progress; the stops still waiting run as usual.
+
+        For a second SIGINT or SIGTERM while stopping: each stop cut short is
+        reported failed (``CancelledError``, with where it was), and what
+        depends on it still stops, each within its own ``stop_timeout``.
+        Outside a stop or a rollback it does nothing.
+        """
+        if self.state.status != "stopping":
+            return
+        for task in list(self._running_tasks):
+            task.cancel()  # a step's task records where it was first (_StepTask)
 
     async def _run_stopper(self, i: int, kind: str, obj: Any, blocking: bool) -> None:
         name = self._steps[i].name
@@ -1409,6 +1447,25 @@ def _hang_of(task: asyncio.Task[Any] | None) -> dict[str, Any] | None:
 
 def _r(x: float | None) -> float | None:
     return None if x is None else round(x, 6)
+
+
+def failed_stops(report: Mapping[str, Any]) -> list[str]:
+    """One line per component of a report (its dict) that did not stop cleanly.
+
+    Its stop raised, timed out or was cut short, or never ended: a failure of
+    ``daybreak start`` and ``doctor`` as much as a failed start is.
+    """
+    lines = []
+    for c in report["components"]:
+        stop = c.get("stop")
+        if stop is not None and stop["status"] == "failed" and stop["error"]:
+            error = stop["error"]
+            at = f" (at {error['where']})" if error["where"] else ""
+            lines.append(f"component {c['name']!r} did not stop cleanly: {error['type']}: "
+                         f"{error['message']}{at}")
+        elif c["status"] == "stopping":
+            lines.append(f"component {c['name']!r} did not stop: its stop never ended")
+    return lines
 
 
 def component_codes(components: Iterable[Component[Any]]) -> dict[CodeType, str]:

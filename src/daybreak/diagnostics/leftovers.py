@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures.thread
 import sys
 import threading
 import weakref
@@ -145,20 +146,48 @@ def leftovers_since(
     """
     owners = Owners(codes)
     was_alive = before._old_ids()
+    loop = loop or _running_loop()
     return Leftovers(
-        threads=tuple(_threads(before, was_alive, owners)),
+        threads=tuple(_threads(before, was_alive, owners, _idle_executor_threads(loop))),
         tasks=tuple(_tasks(before, was_alive, owners, loop, exclude_tasks, task_component)),
         fds=tuple(_fds(before)),
     )
 
 
-def _threads(before: Snapshot, was_alive: Callable[[object], bool], owners: Owners) -> list[LeftThread]:
+def _idle_executor_threads(loop: asyncio.AbstractEventLoop | None) -> set[int]:
+    """The idents of the loop's default-executor threads that wait for work.
+
+    ``asyncio.to_thread`` and every name lookup (``open_connection("localhost")``)
+    start them; they belong to the loop, which ends them in
+    ``shutdown_default_executor``, and are no component's leftover. A thread of
+    that executor still running a call is one, and is reported.
+    """
+    executor = getattr(loop, "_default_executor", None)
+    idle = set()
+    frames = sys._current_frames()
+    for thread in getattr(executor, "_threads", ()):
+        frame = frames.get(thread.ident or 0)
+        codes = set()
+        while frame is not None:
+            codes.add(frame.f_code)
+            frame = frame.f_back
+        if _RUN_CODE not in codes:  # between calls, or waiting for the next one
+            idle.add(thread.ident or 0)
+    return idle
+
+
+# The frame of a call that an executor thread is running.
+_RUN_CODE = concurrent.futures.thread._WorkItem.run.__code__
+
+
+def _threads(before: Snapshot, was_alive: Callable[[object], bool], owners: Owners,
+             idle: set[int]) -> list[LeftThread]:
     frames = sys._current_frames()
     current = threading.get_ident()
     left = []
     threads = {thread.ident: thread for thread in threading.enumerate()}
     for ident, frame in frames.items():
-        if ident == current:
+        if ident == current or ident in idle:
             continue
         thread = threads.get(ident)
         if thread is None:
@@ -190,7 +219,6 @@ def _tasks(
     exclude: Collection[asyncio.Task[Any]],
     task_component: Callable[[asyncio.Task[Any]], str | None] | None,
 ) -> list[LeftTask]:
-    loop = loop or _running_loop()
     if loop is None:
         return []
     excluded = {id(task) for task in exclude}
