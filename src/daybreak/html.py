@@ -844,7 +844,7 @@ def _timeline_row(e: Mapping[str, Any], y: float, row_h: int, bar_h: int, font: 
 
 def _graph_nodes(plan: Mapping[str, Any],
                  start: Mapping[str, Any]) -> tuple[list[dict[str, Any]], list[list[str]]]:
-    """The nodes (name, kind, phase, critical, depends_on, waits_for, status...) and levels."""
+    """The nodes (name, kind, phase, critical, depends_on, status...) and levels."""
     by_name: dict[str, dict[str, Any]] = {}
     for c in _maps(plan.get("components")):
         name = _text(c.get("name"))
@@ -852,7 +852,6 @@ def _graph_nodes(plan: Mapping[str, Any],
             by_name[name] = {"name": name, "kind": _text(c.get("kind")) or "component",
                              "phase": c.get("phase"), "critical": c.get("critical") is not False,
                              "depends_on": _strs(c.get("depends_on")),
-                             "waits_for": _strs(c.get("waits_for")),
                              "provides": c.get("provides"), "status": None, "duration_s": None}
     for c in _maps(start.get("components")):
         name = _text(c.get("name"))
@@ -861,7 +860,7 @@ def _graph_nodes(plan: Mapping[str, Any],
         node = by_name.setdefault(name, {
             "name": name, "kind": "component", "phase": c.get("phase"),
             "critical": c.get("critical") is not False, "depends_on": _strs(c.get("depends_on")),
-            "waits_for": [], "provides": c.get("provides")})
+            "provides": c.get("provides")})
         node["status"] = c.get("status")
         node["duration_s"] = _num(c.get("duration_s"))
         node["error"] = _map(c.get("error"))

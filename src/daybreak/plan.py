@@ -150,7 +150,8 @@ class Plan:
         """What ``step`` waits for: its providers and its phase barrier."""
         preds = [self._by_component[c] for c in dict.fromkeys(step.providers) if c is not None]
         if step.gate >= 0:
-            preds.extend(s for s in self._gates[step.gate][1] if s not in preds)
+            known = set(preds)
+            preds.extend(s for s in self._gates[step.gate][1] if s not in known)
         return preds
 
     def successors(self, step: Step) -> list[Step]:
@@ -169,33 +170,56 @@ class Plan:
     def dependents_of(self, component: Component[Any] | str) -> tuple[Component[Any], ...]:
         return tuple(s.component for s in self.successors(self.step(component)))
 
+    def _longest(self, weights: Sequence[float]) -> tuple[list[float], list[int]]:
+        """Per step in plan order: the heaviest chain ending there (``weights`` by
+        position), and the position of the step before it on that chain (-1: none).
+
+        A phase barrier is one node, weighed once, not an edge from each of its
+        members to each step of the next phase: a walk in O(steps + edges).
+        Ties go to the first predecessor, providers before the barrier.
+        """
+        best: list[float] = []
+        before: list[int] = []
+        gates: dict[int, int] = {}  # gate -> position of its heaviest member
+        position = {s.component: s.position for s in self._steps}
+        for i, s in enumerate(self._steps):
+            top = -1
+            for c in s.providers:
+                if c is not None:
+                    j = position[c]
+                    if top < 0 or best[j] > best[top]:
+                        top = j
+            if s.gate >= 0:
+                g = gates.get(s.gate)
+                if g is None:
+                    members = [m.position for m in self._gates[s.gate][1]]
+                    g = gates[s.gate] = max(members, key=best.__getitem__)
+                if top < 0 or best[g] > best[top]:
+                    top = g
+            best.append((best[top] if top >= 0 else 0.0) + weights[i])
+            before.append(top)
+        return best, before
+
     @property
     def levels(self) -> tuple[tuple[Component[Any], ...], ...]:
         """Groups that can start together: level n waits only for levels < n."""
-        level: dict[Step, int] = {}
-        for s in self._steps:
-            level[s] = 1 + max((level[p] for p in self.predecessors(s)), default=-1)
-        groups: list[list[Component[Any]]] = []
-        for s in self._steps:
-            while len(groups) <= level[s]:
-                groups.append([])
-            groups[level[s]].append(s.component)
+        depth, _ = self._longest([1.0] * len(self._steps))
+        groups: list[list[Component[Any]]] = [[] for _ in range(int(max(depth, default=0)))]
+        for s, d in zip(self._steps, depth, strict=True):
+            groups[int(d) - 1].append(s.component)
         return tuple(tuple(g) for g in groups)
 
     def critical_path_for(self, durations: Mapping[str, float]) -> tuple[list[str], float]:
         """The longest chain by ``durations`` (seconds by name, missing counts 0)."""
-        best: dict[Step, tuple[float, Step | None]] = {}
-        for s in self._steps:
-            prev = max(self.predecessors(s), key=lambda p: best[p][0], default=None)
-            best[s] = ((best[prev][0] if prev else 0.0) + durations.get(s.name, 0.0), prev)
-        if not best:
+        if not self._steps:
             return [], 0.0
-        end: Step | None = max(self._steps, key=lambda s: best[s][0])
-        total = best[end][0] if end else 0.0
+        best, before = self._longest([durations.get(s.name, 0.0) for s in self._steps])
+        end = max(range(len(best)), key=best.__getitem__)
+        total = best[end]
         chain: list[str] = []
-        while end is not None:
-            chain.append(end.name)
-            end = best[end][1]
+        while end >= 0:
+            chain.append(self._steps[end].name)
+            end = before[end]
         return chain[::-1], total
 
     @property
@@ -217,6 +241,10 @@ class Plan:
             "levels": [[c.name for c in level] for level in self.levels],
             "critical_path": [c.name for c in self.critical_path],
             "components": [self._step_dict(s) for s in self._steps],
+            # Each barrier once, not its members under every step behind it: a
+            # plan of two phases of thousands would otherwise list millions.
+            "barriers": [{"phase": self.phases[k], "waits_for": [m.name for m in members]}
+                         for k, members in self._gates],
         }
 
     def _step_dict(self, s: Step) -> dict[str, Any]:
@@ -228,7 +256,7 @@ class Plan:
             "phase": self.phases[s.phase_index] if self.phases else None,
             "critical": c.critical,
             "depends_on": [c.name for c in s.providers if c is not None],
-            "waits_for": [p.name for p in self.gate_members(s.gate)] if s.gate >= 0 else [],
+            "barrier": self.phases[self._gates[s.gate][0]] if s.gate >= 0 else None,
             "timeout": s.timeout,
             "stop_timeout": s.stop_timeout,
             "retries": c.retries,
@@ -245,10 +273,16 @@ class Plan:
                 if d.provider is not None:
                     yield self._by_component[d.provider], s, d.optional
 
+    def _by_phase(self) -> list[list[Step]]:
+        """The steps of each phase (one group without phases), in plan order."""
+        groups: list[list[Step]] = [[] for _ in self.phases or ("",)]
+        for s in self._steps:
+            groups[s.phase_index].append(s)
+        return groups
+
     def to_dot(self) -> str:
         lines = [f"digraph {json.dumps(self.name)} {{", "  rankdir=LR;", "  node [shape=box];"]
-        for i, phase in enumerate(self.phases or ("",)):
-            members = [s for s in self._steps if s.phase_index == i]
+        for phase, members in zip(self.phases or ("",), self._by_phase(), strict=True):
             indent = "  "
             if self.phases:
                 lines.append(f"  subgraph {json.dumps('cluster_' + phase)} {{")
@@ -273,8 +307,7 @@ class Plan:
     def to_mermaid(self) -> str:
         ids = {s: f"c{i}" for i, s in enumerate(self._steps)}
         lines = ["flowchart LR"]
-        for i, phase in enumerate(self.phases or ("",)):
-            members = [s for s in self._steps if s.phase_index == i]
+        for phase, members in zip(self.phases or ("",), self._by_phase(), strict=True):
             if self.phases:
                 lines.append(f'  subgraph {phase}["{phase}"]')
             for s in members:
@@ -390,6 +423,7 @@ def build_plan(registry: Registry, *, overrides: Mapping[Any, Any] | None = None
         components = list(dict.fromkeys(components))
 
     phase_index: dict[Component[Any], int] = {}
+    index_of_phase = {phase: k for k, phase in enumerate(phases)}
     for c in components:
         if c.phase is None or not isinstance(c.phase, str):
             phase_index[c] = 0
@@ -398,13 +432,13 @@ def build_plan(registry: Registry, *, overrides: Mapping[Any, Any] | None = None
                 f"{c.kind} {c.name!r} has phase={c.phase!r}, but registry {registry.name!r} "
                 "declares no phases; pass phases=(...) to Registry()"
             )
-        elif c.phase not in phases:
+        elif c.phase not in index_of_phase:
             raise UnknownPhaseError(
                 f"{c.kind} {c.name!r} has phase={c.phase!r}, which registry {registry.name!r} "
                 f"does not declare (phases: {', '.join(phases)}){_close(c.phase, phases)}"
             )
         else:
-            phase_index[c] = phases.index(c.phase)
+            phase_index[c] = index_of_phase[c.phase]
 
     # providers by type, before overrides so that an override key can be a type
     providers: dict[Any, Component[Any]] = {}

@@ -1231,9 +1231,10 @@ class System:
 
     def _phase_rows(self) -> list[dict[str, Any]]:
         rows = []
-        for k, phase in enumerate(self.plan.phases):
-            members = [(s, cs) for s, cs in zip(self._steps, self._cstate, strict=True)
-                       if s.phase_index == k]
+        by_phase: list[list[tuple[Step, ComponentState]]] = [[] for _ in self.plan.phases]
+        for s, cs in zip(self._steps, self._cstate, strict=True) if by_phase else ():
+            by_phase[s.phase_index].append((s, cs))  # one pass, not one per phase
+        for phase, members in zip(self.plan.phases, by_phase, strict=True):
             starts = [cs.start_s for _, cs in members if cs.start_s is not None]
             ends = [cs.start_s + cs.duration_s for _, cs in members
                     if cs.start_s is not None and cs.duration_s is not None]
