@@ -1,7 +1,13 @@
-"""Find the registry a command line names: ``module:attr`` or ``path/file.py:attr``."""
+"""Find the registry a command line names: ``module:attr`` or ``path/file.py:attr``.
+
+The attribute is a :class:`~daybreak.Registry`, an ASGI application (checked
+through :mod:`daybreak.asgi`), or a callable returning either. Every way of
+failing is a :class:`TargetError`: one line, no traceback.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import os
 import sys
@@ -12,7 +18,10 @@ from typing import Any
 from daybreak._redact import redact
 from daybreak.registry import Registry
 
-__all__ = ["TargetError", "load_target", "module_of_target"]
+__all__ = ["TARGET_HELP", "TargetError", "load_target", "module_of_target"]
+
+TARGET_HELP = ("module:attribute or path/to/file.py:attribute naming a Registry or an ASGI app "
+               "(or a callable returning one)")
 
 
 class TargetError(Exception):
@@ -42,7 +51,8 @@ def module_of_target(spec: str) -> tuple[str, str | None]:
     return module, None
 
 
-def load_target(spec: str) -> Registry:
+def load_target(spec: str, *, timeout: float | None = None) -> Registry:
+    """The registry ``spec`` names; an ASGI app's lifespan step gets ``timeout`` as its start timeout."""
     module_name, root = module_of_target(spec)
     _, attr = _split(spec)
     if root is not None and root not in sys.path:
@@ -58,21 +68,34 @@ def load_target(spec: str) -> Registry:
         raise TargetError(_import_failure(module_name, exc)) from None
     except Exception as exc:
         raise TargetError(_import_failure(module_name, exc)) from None
+    except SystemExit as exc:
+        raise TargetError(f"importing {module_name!r} called sys.exit({exc.code!r})") from None
     obj: Any = module
     for part in attr.split("."):
         try:
             obj = getattr(obj, part)
         except AttributeError:
             raise TargetError(f"module {module_name!r} has no attribute {attr!r}") from None
-    if not isinstance(obj, Registry) and callable(obj):
+    from daybreak import asgi
+
+    if not isinstance(obj, Registry) and not asgi.is_asgi_app(obj) and callable(obj):
         try:
             obj = obj()
         except Exception as exc:
             raise TargetError(f"{spec} raised {type(exc).__name__}: {redact(str(exc))}") from None
-    if not isinstance(obj, Registry):
-        raise TargetError(f"{spec} is a {type(obj).__name__}, not a daybreak.Registry "
+    if isinstance(obj, Registry):
+        return obj
+    if not asgi.is_asgi_app(obj):
+        raise TargetError(f"{spec} is a {type(obj).__name__}, not a daybreak.Registry or an ASGI app "
                           "(or a callable returning one)")
-    return obj
+    own = asgi.registry_in(obj)
+    if own is not None:
+        return own
+    try:  # the whole lifespan becomes one step: does the app speak the protocol at all?
+        asyncio.run(asgi.check_lifespan(obj))
+    except asgi.LifespanUnsupported as exc:
+        raise TargetError(f"{spec}: {exc}") from None
+    return asgi.registry_of(obj, name=attr.rpartition(".")[2], timeout=timeout)
 
 
 def _import_failure(module_name: str, exc: BaseException) -> str:

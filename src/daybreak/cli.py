@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from daybreak._run import Interrupted, app_output_to_stderr, run_cancellable
-from daybreak._target import TargetError, load_target
+from daybreak._target import TARGET_HELP, TargetError, load_target
 from daybreak.errors import DeclarationError
 from daybreak.registry import Registry
 from daybreak.system import System, failed_stops
@@ -29,8 +29,7 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
 def _add_target(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("target", metavar="TARGET",
-                        help="module:attribute or path/to/file.py:attribute naming a Registry")
+    parser.add_argument("target", metavar="TARGET", help=TARGET_HELP)
 
 
 def _plan(args: argparse.Namespace) -> int:
@@ -119,7 +118,7 @@ def _start(args: argparse.Namespace) -> int:
     # With --json, stdout holds the JSON alone: what the app prints goes to stderr.
     with app_output_to_stderr(args.json):
         # Import and plan outside the event loop: a target's import must not run inside it.
-        registry = load_target(args.target)
+        registry = load_target(args.target, timeout=args.timeout)
         registry.plan()
         try:
             report, code, failure = run_cancellable(_start_and_stop(args, registry, started))

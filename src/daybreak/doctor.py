@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 import xml.etree.ElementTree as ET
@@ -20,7 +21,7 @@ from typing import Any
 
 from daybreak._console import Style, timeline
 from daybreak._run import app_output_to_stderr, run_cancellable
-from daybreak._target import load_target, module_of_target
+from daybreak._target import TARGET_HELP, TargetError, load_target, module_of_target
 from daybreak.errors import StartupError
 from daybreak.registry import Registry
 from daybreak.system import failed_stops
@@ -29,8 +30,7 @@ __all__ = ["add_arguments", "diagnose", "run"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("target", metavar="TARGET",
-                        help="module:attribute or path/to/file.py:attribute naming a Registry")
+    parser.add_argument("target", metavar="TARGET", help=TARGET_HELP)
     parser.add_argument("--json", action="store_true", help="print the combined report as JSON only")
     parser.add_argument("--html", metavar="FILE", help="write a self-contained HTML report")
     parser.add_argument("--junit", metavar="FILE", help="write JUnit XML for CI systems")
@@ -50,8 +50,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _package_of(spec: str) -> tuple[str, list[str]]:
+    # The module form is found from the working directory, as load_target finds it.
     module, root = module_of_target(spec)
-    return module.split(".")[0], [root] if root else []
+    return module.split(".")[0], [root or os.getcwd()]
 
 
 async def _one_start(registry: Registry, timeout: float) -> dict[str, Any]:
@@ -72,15 +73,18 @@ def diagnose(spec: str, *, timeout: float = 120.0, import_timeout: float = 10.0,
     failures: list[str] = []
     started = time.perf_counter()
     if "imports" not in skip:
-        from daybreak.imports import audit
+        from daybreak.imports import TargetNotFoundError, audit
 
         package, path = _package_of(spec)
-        imports = audit(package, allow=allow or (), timeout=import_timeout, path=path).to_dict()
+        try:
+            imports = audit(package, allow=allow or (), timeout=import_timeout, path=path).to_dict()
+        except TargetNotFoundError as exc:
+            raise TargetError(str(exc)) from None
         doc["imports"] = imports
         if imports["verdict"] != "clean":
             failures.append("imports: side effects, cycles, errors or hangs at import")
 
-    registry = load_target(spec)
+    registry = load_target(spec, timeout=timeout)
     doc["plan"] = registry.plan().to_dict()
     start = run_cancellable(_one_start(registry, timeout))
     doc["start"] = start

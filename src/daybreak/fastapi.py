@@ -54,6 +54,7 @@ from starlette.requests import HTTPConnection
 
 from daybreak._introspect import type_name
 from daybreak._redact import redact
+from daybreak.asgi import REGISTRY_ATTR
 from daybreak.diagnostics import task_stacks, thread_stacks
 from daybreak.errors import StartupError
 
@@ -161,6 +162,7 @@ def lifespan(
             await asyncio.wait({task})
             await system.stop()
 
+    setattr(run, REGISTRY_ATTR, registry)  # `daybreak start app:app` checks the app through it
     return run
 
 

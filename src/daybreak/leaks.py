@@ -815,8 +815,9 @@ def parse_size(text: str) -> float:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("target", metavar="TARGET",
-                        help="module:attribute or path/to/file.py:attribute naming a Registry")
+    from daybreak._target import TARGET_HELP
+
+    parser.add_argument("target", metavar="TARGET", help=TARGET_HELP)
     parser.add_argument("--cycles", type=_count(MIN_CYCLES), default=DEFAULT_CYCLES, metavar="N",
                         help=f"measured start/stop cycles after the warm-up (default {DEFAULT_CYCLES})")
     parser.add_argument("--warmup", type=_count(0), default=DEFAULT_WARMUP, metavar="N",

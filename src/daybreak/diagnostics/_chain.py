@@ -16,7 +16,7 @@ import types
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from daybreak._resume import resume
+from daybreak._resume import resume, resume_until
 
 MAX_DEPTH = 200
 
@@ -33,6 +33,10 @@ _WRAPPERS = frozenset(
 )
 
 _Bridge = Callable[[types.FrameType], object]
+
+# Generators that step a coroutine by hand (the engine's factories, an ASGI
+# app's lifespan): the coroutine they drive is their local ``coro``.
+_HAND_STEPPED = frozenset({resume.__code__, resume_until.__code__})
 
 
 def raw_await_chain(awaitable: object) -> list[types.FrameType]:
@@ -78,8 +82,8 @@ def _step(obj: object, frames: list[types.FrameType], waiters: list[object]) -> 
         return None
     if frame is None:  # finished: nothing below it is waiting
         return None
-    if awaited is None and frame.f_code is resume.__code__:
-        # The engine's hand-stepped factory: the future it yields is the
+    if awaited is None and frame.f_code in _HAND_STEPPED:
+        # A hand-stepped coroutine: the future the generator yields is the
         # coroutine's, and the coroutine is what the chain is about.
         return frame.f_locals.get("coro")
     frames.append(frame)
