@@ -21,6 +21,7 @@ import pytest
 import daybreak
 from daybreak import Registry
 from daybreak._console import Style, timeline
+from daybreak.html import render
 from daybreak.plan import Plan
 from daybreak.report import StartupReport
 from daybreak.system import System
@@ -87,6 +88,8 @@ def renderings(plan: Plan, report: StartupReport) -> dict[str, Callable[[], Any]
         "plan.to_text": plan.to_text,
         "plan.to_dot": plan.to_dot,
         "plan.to_mermaid": plan.to_mermaid,
+        "html": lambda: render({"start": doc, "plan": plan.to_dict()}),
+        "html without a plan": lambda: render({"start": doc}),  # levels from depends_on
     }
 
 

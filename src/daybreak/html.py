@@ -883,16 +883,29 @@ def _graph_nodes(plan: Mapping[str, Any],
     if rest:
         depth: dict[str, int] = {name: i for i, level in enumerate(levels) for name in level}
 
-        def level_of(name: str, seen: frozenset[str]) -> int:
-            if name in depth:
-                return depth[name]
-            deps = [d for d in by_name[name]["depends_on"] if d in by_name and d not in seen]
-            value = 1 + max((level_of(d, seen | {name}) for d in deps), default=-1)
-            depth[name] = value
-            return value
+        def level_of(root: str) -> int:
+            # Depth first without recursion (a chain of thousands would overflow
+            # the stack); an edge back into the current path (a cycle) is ignored.
+            if root in depth:
+                return depth[root]
+            stack = [(root, iter(by_name[root]["depends_on"]))]
+            on_path = {root}
+            while stack:
+                name, deps = stack[-1]
+                for d in deps:
+                    if d in by_name and d not in depth and d not in on_path:
+                        stack.append((d, iter(by_name[d]["depends_on"])))
+                        on_path.add(d)
+                        break
+                else:
+                    stack.pop()
+                    on_path.discard(name)
+                    depth[name] = 1 + max((depth[d] for d in by_name[name]["depends_on"] if d in depth),
+                                          default=-1)
+            return depth[root]
 
         for node in rest:
-            d = level_of(node["name"], frozenset())
+            d = level_of(node["name"])
             while len(levels) <= d:
                 levels.append([])
             levels[d].append(node["name"])
@@ -909,13 +922,18 @@ def _order_levels(levels: list[list[str]], nodes: Mapping[str, Mapping[str, Any]
             if d in dependents:
                 dependents[d].append(name)
 
+    # Where each node sits in its level, kept up to date level by level: a
+    # sweep costs O(nodes + edges), not a pass over every level per level.
+    pos = {name: (i + 0.5) / max(1, len(level)) for level in ordered for i, name in enumerate(level)}
+
     def sweep(indices: Iterable[int], neighbours: Mapping[str, Sequence[str]]) -> None:
         for li in indices:
-            pos = {name: (i + 0.5) / max(1, len(level))
-                   for level in ordered for i, name in enumerate(level)}
-            current = {name: i for i, name in enumerate(ordered[li])}
-            ordered[li].sort(key=functools.partial(_barycentre, neighbours=neighbours, pos=pos,
-                                                   current=current, declared=declared))
+            level = ordered[li]
+            current = {name: i for i, name in enumerate(level)}
+            level.sort(key=functools.partial(_barycentre, neighbours=neighbours, pos=pos,
+                                             current=current, declared=declared))
+            for i, name in enumerate(level):
+                pos[name] = (i + 0.5) / len(level)
 
     deps_of = {name: node["depends_on"] for name, node in nodes.items()}
     if len(ordered) > 1 and sum(len(level) for level in ordered) <= 2000:
