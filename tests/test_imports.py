@@ -15,8 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from daybreak import imports
+from daybreak import _imports_run
 from daybreak._audit_child import OTHER, PACKAGE, STDLIB, USER, FrameClassifier, parse_faulthandler_dump
+from daybreak._redact import redact
 from daybreak.imports import (
     HungModule,
     ImportAudit,
@@ -210,7 +211,7 @@ class TestPackageAudit:
         assert sidefx.result.module("sidefx_pkg.hang").seconds is None
         # The child dumped its stacks and ended itself after 2 s: the parent's
         # last resort (at timeout + _STARTUP_GRACE) was not needed.
-        assert 2.0 <= sidefx.elapsed < 2.0 + imports._STARTUP_GRACE
+        assert 2.0 <= sidefx.elapsed < 2.0 + _imports_run._STARTUP_GRACE
 
     def test_an_import_error_is_reported_redacted(self, sidefx: Audited) -> None:
         """The exception type, its message without the password, and where it was raised."""
@@ -234,9 +235,11 @@ class TestPackageAudit:
         doc = json.loads(json.dumps(sidefx.result.to_dict()))
         assert doc["verdict"] == "dirty" and sidefx.result.verdict == "dirty" and not sidefx.result.clean
         assert doc["target"] == "sidefx_pkg"
-        assert set(doc) == {"verdict", "target", "modules", "cycles", "hung", "errors"}
+        assert set(doc) == {"verdict", "target", "mode", "modules", "cycles", "hung", "errors", "slow"}
+        assert doc["mode"] == "one-pass" and doc["slow"] == []
         sock = next(m for m in doc["modules"] if m["name"] == "sidefx_pkg.sock")
-        assert set(sock) == {"name", "seconds", "side_effects"}
+        assert set(sock) == {"name", "seconds", "cumulative_s", "blocked_by", "side_effects"}
+        assert sock["blocked_by"] is None and sock["cumulative_s"] >= sock["seconds"] > 0
         assert sock["side_effects"][1] == {
             "event": "socket.connect",
             "detail": f"127.0.0.1:{sidefx.env.port}",
@@ -245,6 +248,7 @@ class TestPackageAudit:
         assert doc["cycles"] == [["sidefx_pkg.cyc_a", "sidefx_pkg.cyc_b", "sidefx_pkg.cyc_a"]]
         assert doc["hung"][0]["module"] == "sidefx_pkg.hang"
         assert doc["hung"][0]["where"] == where(PKG / "hang.py", "hang")
+        assert doc["hung"][0]["modules"] == ["sidefx_pkg.hang"] and doc["hung"][0]["blocked"] == []
         assert doc["errors"][0]["type"] == "RuntimeError"
 
     def test_junit_has_a_case_per_module_plus_cycles_and_hung(self, sidefx: Audited) -> None:
@@ -339,8 +343,8 @@ class TestChildren:
 
     def test_the_parent_asks_for_the_stack_when_the_child_cannot(self, monkeypatch: pytest.MonkeyPatch) -> None:
         """With the child's own timer cancelled, the parent's signal still gets the stuck line."""
-        monkeypatch.setattr(imports, "_STARTUP_GRACE", 0.5)
-        monkeypatch.setattr(imports, "_DUMP_GRACE", 0.5)
+        monkeypatch.setattr(_imports_run, "_STARTUP_GRACE", 0.5)
+        monkeypatch.setattr(_imports_run, "_DUMP_GRACE", 0.5)
         result = audit("stubborn_hang", path=[str(FIXTURES)], timeout=1)
         assert [(h.module, h.where) for h in result.hung] == [
             ("stubborn_hang", where(FIXTURES / "stubborn_hang.py", "stubborn"))
@@ -516,7 +520,7 @@ class TestHelpers:
         ],
     )
     def test_redact(self, text: str, expected: str) -> None:
-        assert imports._redact(text) == expected
+        assert redact(text) == expected
 
     def test_parse_faulthandler_dump(self) -> None:
         dump = (
@@ -548,7 +552,7 @@ class TestHelpers:
         assert classifier.kind(str(stdlib / "socket.py")) == STDLIB
         assert classifier.kind(str(machinery)) == OTHER
         assert classifier.kind("<frozen os>") == OTHER
-        frames = [(str(stdlib / "socket.py"), 1), (str(site / "dep.py"), 2), (str(package / "m.py"), 3)]
+        frames = [(str(stdlib / "socket.py"), 1, "f"), (str(site / "dep.py"), 2, "g"), (str(package / "m.py"), 3, "h")]
         assert classifier.pick(frames) == f"{package / 'm.py'}:3"
         assert classifier.pick(frames[:2]) == f"{site / 'dep.py'}:2"
         assert classifier.pick(frames[:1]) is None
@@ -558,7 +562,16 @@ class TestHelpers:
         assert ModuleReport("m", 0.1, (effect,)).to_dict() == {
             "name": "m",
             "seconds": 0.1,
+            "cumulative_s": None,
+            "blocked_by": None,
             "side_effects": [{"event": "open", "detail": "/tmp/x (mode w)", "where": "m.py:1"}],
         }
-        assert HungModule("m", None).to_dict() == {"module": "m", "where": None, "stack": []}
+        assert HungModule("m", None).to_dict() == {
+            "module": "m",
+            "where": None,
+            "stack": [],
+            "modules": ["m"],
+            "blocked": [],
+            "threads": [],
+        }
         assert ImportAudit("m", (ModuleReport("m", 0.1),)).verdict == "clean"

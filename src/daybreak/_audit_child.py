@@ -1,27 +1,40 @@
 """The half of ``daybreak imports`` that runs inside the child process.
 
-The parent (:mod:`daybreak.imports`) starts one fresh interpreter per audited
-module::
+The parent (:mod:`daybreak.imports`) starts a fresh interpreter::
 
-    <sys.executable> -P .../daybreak/_audit_child.py '<json config>'
+    <sys.executable> -P -X importtime .../daybreak/_audit_child.py CONFIG.json
 
 This file is executed *as a script*, not imported as ``daybreak._audit_child``,
-so that nothing of daybreak is imported in the child before the audited import
-(auditing ``daybreak`` itself would otherwise measure a warm package). Before
-the import it:
+so that nothing of daybreak is imported in the child before the audited imports
+(auditing ``daybreak`` itself would otherwise measure a warm package). The
+configuration names the modules to import, in dependency order. Before the
+first import the child:
 
 1. installs a PEP 578 audit hook and wraps the few side effects that raise no
    audit event (``threading.Thread.start``, ``_thread.start_new_thread`` on
    3.11, ``signal.signal``, ``threading.settrace``/``setprofile``);
-2. arms ``faulthandler.dump_traceback_later(timeout, exit=True)``: its watchdog
-   is a C thread that needs no GIL, so the stacks are dumped even when the main
-   thread is stuck in a C call (``time.sleep``, a blocked ``connect``), and
-   registers ``SIGUSR1`` as a second chance the parent can pull;
-3. imports the module, recording only while the import runs.
+2. starts a watchdog thread. When no module has finished for ``timeout / 2``
+   seconds it samples the main thread's stack (``sys._current_frames()``, every
+   frame, however deep); the same stack in two successive samples is a hang:
+   it writes that stack and every thread's, and ends the child, which the
+   parent replaces by a fresh one for the modules still to import. A stack
+   that changes is a slow import, not a hung one;
+3. arms ``faulthandler.dump_traceback_later`` as the last resort for a main
+   thread that never lets the watchdog run (a C call holding the GIL): its
+   watchdog is a C thread that needs no GIL. The watchdog re-arms it each time
+   it runs. ``SIGUSR1`` dumps the stacks too, for the parent to pull.
 
-Results go, one JSON object per line, to a file the parent named; the
-faulthandler dump goes to the same file as plain text. The audited module's
-own output goes to the child's stdout/stderr, which the parent keeps apart.
+Then it imports each module in turn (a body already executed as another's
+dependency is not executed again) and attributes every side effect to the
+module whose top-level code runs: the innermost ``<module>`` frame of an
+audited module on the stack (else the module that started the thread it
+happens in, else the module being imported). In isolation mode (one module
+per child) everything belongs to that one module. ``-X importtime`` on the
+child's stderr gives each module's own and cumulative import time.
+
+Results go, one JSON object per line, to a file the parent named; faulthandler
+dumps go to a second file. The audited modules' own output goes to the child's
+stdout/stderr, which the parent keeps apart.
 
 The parent imports this module only for :class:`FrameClassifier` and
 :func:`parse_faulthandler_dump`; importing it starts nothing and opens nothing.
@@ -34,7 +47,7 @@ import contextlib
 import os
 import re
 import sys
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from types import FrameType
 from typing import Any, NoReturn
 
@@ -48,6 +61,10 @@ OTHER = 0  # frozen modules, <string>, and the auditor's own machinery
 
 _BOOTSTRAP_EXTERNAL = "<frozen importlib._bootstrap_external>"
 _PYC_WRITERS = frozenset({"set_data", "_write_atomic"})
+
+
+# (file, line, function) of one frame.
+Frame = tuple[str, int, str]
 
 
 def _normalise(path: str) -> str:
@@ -68,6 +85,8 @@ class FrameClassifier:
         site: Site-packages directories (under ``stdlib`` on some layouts; they
             are not the standard library).
         machinery: Files of the auditor itself; their frames are never picked.
+        files: Source file -> name of each audited module, so that a
+            ``<module>`` frame tells which module's top-level code runs.
     """
 
     def __init__(
@@ -76,12 +95,15 @@ class FrameClassifier:
         stdlib: Sequence[str],
         site: Sequence[str],
         machinery: Sequence[str] = (),
+        files: Mapping[str, str] | None = None,
     ) -> None:
         self._roots = tuple(_normalise(p) for p in roots)
         self._stdlib = tuple(_normalise(p) for p in stdlib)
         self._site = tuple(_normalise(p) for p in site)
         self._machinery = frozenset(_normalise(p) for p in machinery)
+        self._files = {_normalise(path): name for path, name in (files or {}).items()}
         self._cache: dict[str, int] = {}
+        self._modules: dict[str, str | None] = {}
 
     def kind(self, filename: str) -> int:
         """Return PACKAGE, USER, STDLIB or OTHER for a frame's ``co_filename``."""
@@ -107,14 +129,32 @@ class FrameClassifier:
             return STDLIB
         return USER
 
-    def pick(self, frames: Iterable[tuple[str, int]]) -> str | None:
+    def module_of(self, filename: str) -> str | None:
+        """The audited module whose source is ``filename``, or None."""
+        try:
+            return self._modules[filename]
+        except KeyError:
+            name = None if filename.startswith("<") else self._files.get(_normalise(filename))
+            self._modules[filename] = name
+            return name
+
+    def module_frame(self, frames: Iterable[Frame]) -> str | None:
+        """The audited module whose top-level code is the innermost on ``frames``."""
+        for filename, _, function in frames:
+            if function == "<module>":
+                name = self.module_of(filename)
+                if name is not None:
+                    return name
+        return None
+
+    def pick(self, frames: Iterable[Frame]) -> str | None:
         """Return ``file:line`` of the innermost package frame.
 
         ``frames`` goes from the innermost frame outwards. Without a package
         frame, the innermost non-stdlib frame is used; without one either, None.
         """
         fallback: str | None = None
-        for filename, lineno in frames:
+        for filename, lineno, _ in frames:
             kind = self.kind(filename)
             if kind == PACKAGE:
                 return f"{filename}:{lineno}"
@@ -128,14 +168,14 @@ _STACK_HEADER = re.compile(r"^Stack \(most recent call first\):")
 _FRAME_LINE = re.compile(r'^  File "(.*)", line (\d+) in (.*)$')
 
 
-def parse_faulthandler_dump(text: str) -> list[tuple[int | None, list[tuple[str, int, str]]]]:
+def parse_faulthandler_dump(text: str) -> list[tuple[int | None, list[Frame]]]:
     """Parse faulthandler output into ``[(thread_ident, [(file, line, function)])]``.
 
     Frames are innermost first, as faulthandler prints them. A dump of the
     current thread only (``Stack (most recent call first):``) has ident None.
     """
-    threads: list[tuple[int | None, list[tuple[str, int, str]]]] = []
-    current: list[tuple[str, int, str]] | None = None
+    threads: list[tuple[int | None, list[Frame]]] = []
+    current: list[Frame] | None = None
     for line in text.splitlines():
         header = _THREAD_HEADER.match(line)
         if header is not None:
@@ -295,12 +335,16 @@ _FILE_EVENTS = frozenset({"open", "os.mkdir", "os.remove", "os.rmdir", "os.renam
 # Low-level process events that subprocess.Popen raises after its own event.
 _PROCESS_DETAILS = frozenset({"os.fork", "os.forkpty", "os.posix_spawn", "os.exec", "os.spawn"})
 _THREAD_EVENTS = frozenset({"_thread.start_new_thread", "_thread.start_joinable_thread"})
-_MAX_FINDINGS = 1000
+_HOOK_EVENTS = frozenset({"sys.settrace", "sys.setprofile"})
+_MAX_FINDINGS = 10000
+# Frames kept of a stack that is not the project's (the project's are all kept).
+_MAX_OTHER_FRAMES = 40
 
 
-def _walk(frame: FrameType | None) -> Iterator[tuple[str, int]]:
+def _walk(frame: FrameType | None) -> Iterator[Frame]:
     while frame is not None:
-        yield frame.f_code.co_filename, frame.f_lineno
+        code = frame.f_code
+        yield code.co_filename, frame.f_lineno, code.co_name
         frame = frame.f_back
 
 
@@ -314,17 +358,29 @@ def _is_pyc_write(frame: FrameType) -> bool:
 
 
 class _Recorder:
-    """Writes findings to the result file while the audited import runs."""
+    """Writes findings and progress to the result file while the audited imports run.
 
-    def __init__(self, fd: int, classifier: FrameClassifier) -> None:
+    Args:
+        fd: The result file.
+        classifier: Tells package frames and audited modules.
+        only: In isolation mode, the one module every finding belongs to.
+    """
+
+    def __init__(self, fd: int, classifier: FrameClassifier, only: str | None) -> None:
         import threading
+        import time
 
         self.fd = fd
         self.pid = os.getpid()
         self.classifier = classifier
+        self.only = only
         self.active = False
         self.local = threading.local()  # .starting: inside a wrapped thread start
-        self.seen: set[tuple[str, str, str | None]] = set()
+        self.seen: set[tuple[str | None, str, str, str | None]] = set()
+        self.current: str | None = None  # the module the main loop imports
+        self.thread_modules: dict[int, str | None] = {}  # thread ident -> module that started it
+        self.finished = 0  # modules done; the watchdog's measure of progress
+        self.finished_at = time.monotonic()
 
     def emit(self, record: dict[str, Any]) -> None:
         import json
@@ -334,15 +390,29 @@ class _Recorder:
         with contextlib.suppress(OSError):
             os.write(self.fd, data)
 
-    def record(self, event: str, detail: str, frame: FrameType | None) -> None:
+    def owner(self, frames: Sequence[Frame]) -> str | None:
+        """The module a side effect with these frames belongs to."""
+        if self.only is not None:
+            return self.only
+        import threading
+
+        module = self.classifier.module_frame(frames)
+        if module is None:
+            module = self.thread_modules.get(threading.get_ident()) or self.current
+        return module
+
+    def record(self, event: str, detail: str, frame: FrameType | None) -> str | None:
+        """Record one side effect; return the module it belongs to."""
         if not self.active or os.getpid() != self.pid:
-            return  # outside the import, or in a process forked by it
-        where = self.classifier.pick(_walk(frame))
-        key = (event, detail, where)
-        if key in self.seen or len(self.seen) >= _MAX_FINDINGS:
-            return
-        self.seen.add(key)
-        self.emit({"k": "event", "event": event, "detail": detail, "where": where})
+            return None  # outside the audit, or in a process forked by it
+        frames = list(_walk(frame))
+        where = self.classifier.pick(frames)
+        module = self.owner(frames)
+        key = (module, event, detail, where)
+        if key not in self.seen and len(self.seen) < _MAX_FINDINGS:
+            self.seen.add(key)
+            self.emit({"k": "event", "module": module, "event": event, "detail": detail, "where": where})
+        return module
 
     def starting_thread(self) -> bool:
         return bool(getattr(self.local, "starting", 0))
@@ -357,6 +427,8 @@ class _Recorder:
                 return
             if event in _THREAD_EVENTS and self.starting_thread():
                 return  # counted once, by the Thread.start wrapper
+            if event in _HOOK_EVENTS and os.path.basename(caller.f_code.co_filename) == "threading.py":
+                return  # a new thread taking the hook threading.settrace/setprofile installed (reported)
             if (
                 event in _PROCESS_DETAILS
                 and os.path.basename(caller.f_code.co_filename) == "subprocess.py"
@@ -384,12 +456,14 @@ def _install_wrappers(recorder: _Recorder) -> None:
             what = _callable_name(target)
         else:
             what = f"{type(self).__module__}.{type(self).__qualname__}.run"
-        recorder.record("threading.Thread.start", f"{what} (thread {self.name!r})", sys._getframe())
+        module = recorder.record("threading.Thread.start", f"{what} (thread {self.name!r})", sys._getframe())
         recorder.local.starting = getattr(recorder.local, "starting", 0) + 1
         try:
             original_start(self)
         finally:
             recorder.local.starting -= 1
+        if module is not None and self.ident is not None:
+            recorder.thread_modules[self.ident] = module
 
     start.__wrapped__ = original_start  # type: ignore[attr-defined]
     threading.Thread.start = start  # type: ignore[method-assign]
@@ -398,9 +472,13 @@ def _install_wrappers(recorder: _Recorder) -> None:
         original_new = _thread.start_new_thread
 
         def start_new_thread(function: Callable[..., object], *args: Any) -> int:
+            module = None
             if not recorder.starting_thread():
-                recorder.record("_thread.start_new_thread", _callable_name(function), sys._getframe())
-            return original_new(function, *args)
+                module = recorder.record("_thread.start_new_thread", _callable_name(function), sys._getframe())
+            ident = original_new(function, *args)
+            if module is not None:
+                recorder.thread_modules[ident] = module
+            return ident
 
         vars(_thread)["start_new_thread"] = start_new_thread
         if hasattr(_thread, "start_new"):
@@ -436,61 +514,154 @@ def _error_record(exc: BaseException, classifier: FrameClassifier) -> dict[str, 
         message = str(exc)
     except Exception:
         message = f"<unprintable {name}>"
-    frames: list[tuple[str, int]] = []
+    frames: list[Frame] = []
     tb = exc.__traceback__
     while tb is not None:
-        frames.append((tb.tb_frame.f_code.co_filename, tb.tb_lineno))
+        frames.append((tb.tb_frame.f_code.co_filename, tb.tb_lineno, tb.tb_frame.f_code.co_name))
         tb = tb.tb_next
     if isinstance(exc, SyntaxError) and exc.filename and exc.lineno:
-        frames.append((exc.filename, exc.lineno))
+        frames.append((exc.filename, exc.lineno, "<module>"))
     frames.reverse()
-    return {"type": name, "message": message[:4000], "where": classifier.pick(frames)}
+    return {
+        "type": name,
+        "message": message[:4000],
+        "where": classifier.pick(frames),
+        # The module whose body raised (an import of a module that fails fails too).
+        "module": classifier.module_frame(frames),
+    }
+
+
+def _stack(frames: Iterable[Frame], classifier: FrameClassifier) -> list[Frame]:
+    """A thread's frames, innermost first: every project frame, however deep,
+    and the innermost others (a deep library chain is cut, the project's line kept)."""
+    kept: list[Frame] = []
+    others = 0
+    for frame in frames:
+        kind = classifier.kind(frame[0])
+        if kind == OTHER and classifier.is_machinery(frame[0]):
+            continue
+        if kind == PACKAGE or others < _MAX_OTHER_FRAMES:
+            kept.append(frame)
+        if kind != PACKAGE:
+            others += 1
+    return kept
+
+
+def _watch(recorder: _Recorder, main_thread: int, timeout: float, fallback: float, dump_fd: int) -> None:
+    """The watchdog thread: a hang is a main thread whose stack stays the same.
+
+    Samples start ``timeout / 2`` after the last finished module; the same stack
+    twice in a row (``timeout`` without a finished module) is a hang. A module
+    whose stack keeps changing is slow; after ``_SLOW_LIMIT`` timeouts without a
+    finished module it counts as hung all the same, so that no audit runs for ever.
+    """
+    import faulthandler
+    import threading
+    import time
+
+    interval = timeout / 2
+    previous: list[Frame] | None = None
+    seen = -1
+    while True:
+        if recorder.finished != seen:
+            seen, previous = recorder.finished, None
+            time.sleep(max(0.0, recorder.finished_at + interval - time.monotonic()))
+        else:
+            time.sleep(interval)
+        # Running at all proves the main thread lets go of the GIL: push back
+        # the C watchdog that catches the case where it never does.
+        faulthandler.dump_traceback_later(fallback, exit=True, file=dump_fd)
+        if recorder.finished != seen:
+            continue
+        frame = sys._current_frames().get(main_thread)
+        stack = list(_walk(frame))
+        stalled = time.monotonic() - recorder.finished_at
+        if stack != previous and stalled < _SLOW_LIMIT * timeout:
+            previous = stack
+            recorder.emit({"k": "tick", "module": recorder.current, "stalled": stalled})
+            continue
+        names = {thread.ident: thread.name for thread in threading.enumerate()}
+        me = threading.get_ident()
+        threads = [
+            {"name": names.get(ident, f"thread {ident:#x}"), "stack": _stack(_walk(top), recorder.classifier)}
+            for ident, top in sys._current_frames().items()
+            if ident not in (me, main_thread)
+        ]
+        recorder.emit(
+            {
+                "k": "hung",
+                "module": recorder.current,
+                "stack": _stack(stack, recorder.classifier),
+                "owner": recorder.classifier.module_frame(stack),
+                "threads": threads,
+                "stalled": stalled,
+            }
+        )
+        os._exit(0)
+
+
+# A module whose stack keeps changing counts as hung after this many timeouts.
+_SLOW_LIMIT = 6
 
 
 def main(argv: Sequence[str]) -> NoReturn:
-    """Audit the import of one module, as configured by the parent in ``argv[1]``."""
+    """Audit the imports configured by the parent in the JSON file ``argv[1]``."""
     import faulthandler
-    import importlib
     import json
     import signal
     import threading
     import time
 
-    config = json.loads(argv[1])
-    module: str = config["module"]
+    with open(argv[1], encoding="utf-8") as file:
+        config = json.load(file)
+    modules: list[str] = config["modules"]
     sys.path[:] = config["sys_path"]
-    sys.argv[:] = [module]
+    sys.argv[:] = modules[:1]
     fd = os.open(config["out"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-    classifier = FrameClassifier(config["roots"], config["stdlib"], config["site"], machinery=[__file__])
-    recorder = _Recorder(fd, classifier)
+    dump_fd = os.open(config["dump"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    classifier = FrameClassifier(
+        config["roots"], config["stdlib"], config["site"], machinery=[__file__], files=config["files"]
+    )
+    recorder = _Recorder(fd, classifier, modules[0] if config["isolate"] else None)
     _install_wrappers(recorder)
     sys.addaudithook(recorder.hook)
 
-    faulthandler.enable(file=fd, all_threads=True)
+    faulthandler.enable(file=dump_fd, all_threads=True)
     if hasattr(faulthandler, "register") and hasattr(signal, "SIGUSR1"):
-        faulthandler.register(signal.SIGUSR1, file=fd, all_threads=True)
-    recorder.emit({"k": "start", "tid": threading.get_ident(), "pid": recorder.pid})
+        faulthandler.register(signal.SIGUSR1, file=dump_fd, all_threads=True)
+    main_thread = threading.get_ident()
+    recorder.emit({"k": "start", "tid": main_thread, "pid": recorder.pid})
 
-    error: dict[str, Any] | None = None
-    faulthandler.dump_traceback_later(float(config["timeout"]), exit=True, file=fd)
+    timeout = float(config["timeout"])
+    fallback = timeout + float(config["fallback_grace"])
+    faulthandler.dump_traceback_later(fallback, exit=True, file=dump_fd)
+    # Started before recording: the auditor's own thread is not a finding.
+    threading.Thread(
+        target=_watch, args=(recorder, main_thread, timeout, fallback, dump_fd), name="daybreak-watchdog", daemon=True
+    ).start()
+    recorder.finished_at = time.monotonic()
     recorder.active = True
-    started = time.perf_counter()
-    try:
-        importlib.import_module(module)
-    except BaseException as exc:
-        seconds = time.perf_counter() - started
-        recorder.active = False
-        error = _error_record(exc, classifier)
-    else:
-        seconds = time.perf_counter() - started
-        recorder.active = False
+    for module in modules:
+        recorder.current = module
+        recorder.emit({"k": "begin", "module": module})
+        error: dict[str, Any] | None = None
+        try:
+            # __import__, not importlib.import_module: only the C import path
+            # reports the module's time to -X importtime.
+            __import__(module)
+        except BaseException as exc:
+            error = _error_record(exc, classifier)
+        recorder.finished_at = time.monotonic()
+        recorder.finished += 1
+        recorder.emit({"k": "done", "module": module, "error": error})
+    recorder.active = False
     faulthandler.cancel_dump_traceback_later()
-    if os.getpid() == recorder.pid:  # a fork made by the module stays silent
-        recorder.emit({"k": "done", "seconds": seconds, "error": error})
+    if os.getpid() == recorder.pid:  # a fork made by a module stays silent
+        recorder.emit({"k": "end"})
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(Exception):
             stream.flush()
-    # Threads the module started (even non-daemon ones) must not keep us alive.
+    # Threads the modules started (even non-daemon ones) must not keep us alive.
     os._exit(0)
 
 

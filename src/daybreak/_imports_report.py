@@ -1,0 +1,384 @@
+"""What ``daybreak imports`` found, and its three forms: JSON, text and JUnit."""
+
+from __future__ import annotations
+
+import linecache
+import os
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+__all__ = (
+    "HungModule",
+    "ImportAudit",
+    "ImportFailure",
+    "ModuleReport",
+    "SideEffect",
+    "ThreadStack",
+)
+
+# How many of the slowest modules the text shows.
+_SLOWEST = 10
+
+
+def _seconds(value: float | None) -> float | None:
+    return None if value is None else round(value, 6)
+
+
+@dataclass(frozen=True, slots=True)
+class SideEffect:
+    """One side effect of an import.
+
+    Attributes:
+        event: The audit event (``socket.connect``, ``open``, ...) or the name
+            of the wrapped function (``threading.Thread.start``, ``signal.signal``).
+        detail: What it touched (address, path and mode, command line, ...),
+            with credentials in URLs redacted.
+        where: ``file:line`` of the innermost frame of the audited package
+            (fallback: the innermost frame outside the standard library).
+    """
+
+    event: str
+    detail: str
+    where: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"event": self.event, "detail": self.detail, "where": self.where}
+
+
+@dataclass(frozen=True, slots=True)
+class ModuleReport:
+    """The import of one module.
+
+    Attributes:
+        name: Fully dotted module name.
+        seconds: Time of the module's own body, the imports it runs excluded
+            (``python -X importtime``'s *self*); None when it did not finish.
+        side_effects: Findings that no ``allow`` rule suppressed.
+        imports: Modules of the audited package this module imports at module
+            level (the static graph the cycles come from).
+        cumulative_s: Its import with everything it imported first
+            (``-X importtime``'s *cumulative*: in one pass, what was already
+            imported costs nothing; with ``isolate``, everything it needs).
+        blocked_by: The hung or failing module its import needs, when it was
+            not imported because of that module.
+    """
+
+    name: str
+    seconds: float | None
+    side_effects: tuple[SideEffect, ...] = ()
+    imports: tuple[str, ...] = ()
+    cumulative_s: float | None = None
+    blocked_by: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "seconds": _seconds(self.seconds),
+            "cumulative_s": _seconds(self.cumulative_s),
+            "blocked_by": self.blocked_by,
+            "side_effects": [effect.to_dict() for effect in self.side_effects],
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ThreadStack:
+    """Another thread of the child when a module hung: its name and stack (innermost first)."""
+
+    name: str
+    stack: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "stack": list(self.stack)}
+
+
+@dataclass(frozen=True, slots=True)
+class HungModule:
+    """A stuck frame: modules whose import made no progress within the timeout.
+
+    Attributes:
+        module: The first module found stuck there (fully dotted name).
+        where: ``file:line`` the import was stuck on: the innermost frame of
+            the project's code in the importing thread, or None when no stack
+            could be taken.
+        stack: That thread's stack, innermost first, as ``file:line in function``.
+        modules: Every module stuck at ``where`` (``module`` first): one cause,
+            one finding.
+        threads: The child's other threads at that moment.
+        blocked: Modules not imported because their import needs one of ``modules``.
+    """
+
+    module: str
+    where: str | None
+    stack: tuple[str, ...] = ()
+    modules: tuple[str, ...] = ()
+    threads: tuple[ThreadStack, ...] = ()
+    blocked: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "module": self.module,
+            "where": self.where,
+            "stack": list(self.stack),
+            "modules": list(self.modules or (self.module,)),
+            "blocked": list(self.blocked),
+            "threads": [thread.to_dict() for thread in self.threads],
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ImportFailure:
+    """A module whose import raised (or whose child process died).
+
+    Attributes:
+        module: Fully dotted module name.
+        type: Exception type (``module.Class`` unless builtin).
+        message: Exception message, credentials redacted.
+        where: ``file:line`` of the innermost package frame of the traceback.
+    """
+
+    module: str
+    type: str
+    message: str
+    where: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "module": self.module,
+            "type": self.type,
+            "message": self.message,
+            "where": self.where,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ImportAudit:
+    """What importing a package does; ``to_dict()`` is the ``--json`` output.
+
+    The verdict is ``dirty`` when any side effect (not allowed), import cycle,
+    hung module or import error exists. A slow module (its import took longer
+    than ``timeout`` but kept making progress) is reported, not a failure.
+    """
+
+    target: str
+    modules: tuple[ModuleReport, ...]
+    cycles: tuple[tuple[str, ...], ...] = ()
+    hung: tuple[HungModule, ...] = ()
+    errors: tuple[ImportFailure, ...] = ()
+    allowed: tuple[tuple[str, SideEffect], ...] = field(default=(), compare=False)
+    timeout: float = field(default=10.0, compare=False)
+    mode: Literal["one-pass", "isolate"] = field(default="one-pass", compare=False)
+
+    @property
+    def verdict(self) -> Literal["clean", "dirty"]:
+        return "clean" if self.clean else "dirty"
+
+    @property
+    def clean(self) -> bool:
+        return not (self.side_effects or self.cycles or self.hung or self.errors)
+
+    @property
+    def side_effects(self) -> tuple[tuple[str, SideEffect], ...]:
+        """All findings as ``(module, side_effect)`` pairs."""
+        return tuple((m.name, e) for m in self.modules for e in m.side_effects)
+
+    @property
+    def slow(self) -> tuple[ModuleReport, ...]:
+        """Modules whose import took longer than the timeout without hanging, slowest first."""
+        slow = (m for m in self.modules if m.cumulative_s is not None and m.cumulative_s > self.timeout)
+        return tuple(sorted(slow, key=lambda m: -(m.cumulative_s or 0.0)))
+
+    def module(self, name: str) -> ModuleReport:
+        """Return the report of module ``name`` (KeyError if it was not audited)."""
+        for report in self.modules:
+            if report.name == name:
+                return report
+        raise KeyError(name)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "verdict": self.verdict,
+            "target": self.target,
+            "mode": self.mode,
+            "modules": [m.to_dict() for m in self.modules],
+            "cycles": [list(cycle) for cycle in self.cycles],
+            "hung": [h.to_dict() for h in self.hung],
+            "errors": [e.to_dict() for e in self.errors],
+            "slow": [{"module": m.name, "cumulative_s": _seconds(m.cumulative_s)} for m in self.slow],
+        }
+
+    def to_text(self, *, color: bool = False) -> str:
+        """A readable summary (the default output of ``daybreak imports``)."""
+        return _format_text(self, color=color)
+
+    def to_junit(self) -> str:
+        """JUnit XML: a testcase per module, one for cycles, one per hung module."""
+        return _format_junit(self)
+
+
+# --------------------------------------------------------------------------
+# Text
+
+
+def _show_where(where: str | None) -> str:
+    if where is None:
+        return "?"
+    file, sep, line = where.rpartition(":")
+    if not sep:
+        return where
+    try:
+        relative = os.path.relpath(file)
+    except ValueError:
+        return where
+    if relative.startswith(os.pardir + os.sep):
+        return where
+    return f"{relative}:{line}"
+
+
+def _source_line(where: str | None) -> str:
+    """The text of the line at ``where`` (empty when it cannot be read)."""
+    if where is None:
+        return ""
+    file, _, line = where.rpartition(":")
+    if not line.isdigit():
+        return ""
+    return linecache.getline(file, int(line)).strip()
+
+
+def _names(modules: Iterable[str], limit: int = 8) -> str:
+    names = list(modules)
+    shown = ", ".join(names[:limit])
+    return shown + (f", ... ({len(names) - limit} more)" if len(names) > limit else "")
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}{'' if count == 1 else 's'}"
+
+
+def _format_text(result: ImportAudit, *, color: bool) -> str:
+    def paint(text: str, code: str) -> str:
+        return f"\033[{code}m{text}\033[0m" if color else text
+
+    effects = result.side_effects
+    verdict = paint(result.verdict, "32" if result.clean else "1;31")
+    counts = [
+        _plural(len(result.modules), "module"),
+        _plural(len(effects), "side effect"),
+        _plural(len(result.cycles), "cycle"),
+        f"{sum(len(h.modules or (h.module,)) for h in result.hung)} hung",
+        _plural(len(result.errors), "error"),
+    ]
+    blocked = [m for m in result.modules if m.blocked_by is not None]
+    if blocked:
+        counts.append(f"{len(blocked)} blocked")
+    if result.allowed:
+        counts.append(f"{len(result.allowed)} allowed")
+    lines = [f"daybreak imports {result.target}: {verdict} ({', '.join(counts)})"]
+    if effects:
+        lines += ["", paint("Import-time side effects", "1")]
+        for module in result.modules:
+            if module.side_effects:
+                lines.append(f"  {module.name}")
+                for effect in module.side_effects:
+                    detail = f" {effect.detail}" if effect.detail else ""
+                    lines.append(f"    {paint(effect.event, '33')}{detail}  at {_show_where(effect.where)}")
+    if result.cycles:
+        lines += ["", paint("Import cycles", "1")]
+        lines += [f"  {' -> '.join(cycle)}" for cycle in result.cycles]
+    if result.hung:
+        lines += ["", paint(f"Hung imports (no progress for {result.timeout:g} s)", "1")]
+        for hung in result.hung:
+            source = _source_line(hung.where)
+            lines.append(f"  {_names(hung.modules or (hung.module,))}  stuck at {_show_where(hung.where)}")
+            if source:
+                lines.append(f"      {source}")
+            if hung.blocked:
+                lines.append(f"      blocked (they need it): {_names(hung.blocked)}")
+    if result.errors:
+        lines += ["", paint("Import errors", "1")]
+        for error in result.errors:
+            at = f"  at {_show_where(error.where)}" if error.where else ""
+            lines.append(f"  {error.module}  {error.type}: {error.message}{at}")
+            failed_with = [m.name for m in blocked if m.blocked_by == error.module]
+            if failed_with:
+                lines.append(f"      also fails (needs it): {_names(failed_with)}")
+    if result.slow:
+        lines += ["", paint(f"Slow imports (over {result.timeout:g} s, still making progress: not hung)", "1")]
+        lines += [f"  {(m.cumulative_s or 0.0) * 1e3:9.1f} ms  {m.name}" for m in result.slow]
+    timed = sorted((m for m in result.modules if m.seconds is not None), key=lambda m: -(m.seconds or 0.0))
+    if timed:
+        lines += ["", paint("Slowest imports (self / cumulative ms, as python -X importtime)", "1")]
+        lines += [
+            f"  {(m.seconds or 0.0) * 1e3:9.1f} / {(m.cumulative_s or 0.0) * 1e3:9.1f}  {m.name}"
+            for m in timed[:_SLOWEST]
+        ]
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------
+# JUnit
+
+
+_XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+
+
+def _xml(text: str) -> str:
+    return _XML_INVALID.sub("?", text)
+
+
+def _format_junit(result: ImportAudit) -> str:
+    import xml.etree.ElementTree as ET
+
+    suite = ET.Element("testsuite", name=f"daybreak imports {result.target}")
+    failures = errors = 0
+    classname = f"daybreak.imports.{result.target}"
+    errors_by_module = {e.module: e for e in result.errors}
+    for module in result.modules:
+        case = ET.SubElement(
+            suite, "testcase", classname=classname, name=module.name, time=f"{module.seconds or 0.0:.6f}"
+        )
+        effects = [f"{e.event} {e.detail} at {e.where or '?'}".replace("  ", " ") for e in module.side_effects]
+        error = errors_by_module.get(module.name)
+        if error is not None:
+            errors += 1
+            element = ET.SubElement(case, "error", type=_xml(error.type), message=_xml(error.message))
+            element.text = _xml("\n".join([f"{error.type}: {error.message} at {error.where or '?'}", *effects]))
+        elif effects:
+            failures += 1
+            count = len(effects)
+            element = ET.SubElement(
+                case,
+                "failure",
+                type="side-effect",
+                message=f"{count} import-time side effect{'s' if count != 1 else ''}",
+            )
+            element.text = _xml("\n".join(effects))
+    case = ET.SubElement(suite, "testcase", classname=classname, name="import cycles", time="0")
+    if result.cycles:
+        failures += 1
+        count = len(result.cycles)
+        element = ET.SubElement(
+            case, "failure", type="import-cycle", message=f"{count} import cycle{'s' if count != 1 else ''}"
+        )
+        element.text = _xml("\n".join(" -> ".join(cycle) for cycle in result.cycles))
+    for hung in result.hung:
+        failures += 1
+        case = ET.SubElement(
+            suite, "testcase", classname=classname, name=f"hung: {hung.module}", time=f"{result.timeout:.6f}"
+        )
+        element = ET.SubElement(
+            case,
+            "failure",
+            type="hung",
+            message=_xml(f"import did not finish within {result.timeout:g} s; stuck at {hung.where or '?'}"),
+        )
+        element.text = _xml("\n".join(hung.stack))
+    suite.set("tests", str(len(suite)))
+    suite.set("failures", str(failures))
+    suite.set("errors", str(errors))
+    suite.set("time", f"{sum(m.seconds or 0.0 for m in result.modules):.6f}")
+    root = ET.Element("testsuites")
+    root.append(suite)
+    ET.indent(root)
+    return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
