@@ -1,0 +1,255 @@
+"""The plugin's hang timeout, run for real in child pytests (pytester).
+
+Every hang here is infinite (an event never set, a sleep far past the
+timeout), so the short timeouts cannot race the tests' own work.
+"""
+
+from __future__ import annotations
+
+import re
+import signal
+import threading
+import types
+
+import pytest
+
+from daybreak.pytest_plugin import HangTimeout
+
+RUN = ("-p", "no:cacheprovider", "-p", "no:timeout")
+
+
+@pytest.fixture(autouse=True)
+def wide_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The short summary is cut to the terminal's width outside CI.
+    monkeypatch.setenv("COLUMNS", "300")
+
+
+def test_setup_call_and_teardown_are_timed_and_the_run_goes_on(pytester: pytest.Pytester) -> None:
+    pytester.makeini("[pytest]\nasyncio_mode = auto\nasyncio_default_fixture_loop_scope = function\n")
+    pytester.makepyfile(test_hang='''
+import asyncio, time
+import pytest
+
+@pytest.fixture
+def setup_hangs():
+    time.sleep(60)  # SYNC-SETUP
+    yield
+
+@pytest.fixture
+async def teardown_hangs():
+    yield
+    await asyncio.Event().wait()  # ASYNC-TEARDOWN
+
+def test_sync_setup(setup_hangs):
+    pass
+
+async def test_async_teardown(teardown_hangs):
+    pass
+
+async def child():
+    await asyncio.Event().wait()  # GATHERED
+
+async def test_idle_in_gather():
+    await asyncio.gather(child(), asyncio.sleep(60))
+
+async def test_blocks_the_loop():
+    time.sleep(60)  # BLOCKS
+
+def test_retries_on_exception():
+    while True:
+        try:
+            time.sleep(60)  # RETRY
+        except Exception:
+            pass
+
+@pytest.mark.daybreak_hang_timeout(120)
+def test_after():
+    pass
+''')
+    result = pytester.runpytest_subprocess(*RUN, "--daybreak-hang-timeout=0.5")
+    result.assert_outcomes(passed=2, failed=3, errors=2)  # test_async_teardown's call passed
+    out = result.stdout.str()
+    result.stdout.fnmatch_lines([
+        "*ERROR at setup of test_sync_setup*",
+        "setup stuck at test_hang.py:6 in setup_hangs after 0.5 s (daybreak hang timeout)",
+    ])
+    result.stdout.fnmatch_lines([
+        "*ERROR at teardown of test_async_teardown*",
+        "teardown stuck at test_hang.py:12 in teardown_hangs after 0.5 s (daybreak hang timeout)",
+    ])
+    # An idle loop: the first line names the await chain's innermost user frame.
+    assert "test stuck at test_hang.py:21 in child after 0.5 s" in out
+    assert "test stuck at test_hang.py:27 in test_blocks_the_loop after 0.5 s" in out
+    assert "test stuck at test_hang.py:32 in test_retries_on_exception after 0.5 s" in out
+    # Once each, without the test runner's frames; the short summary says file:line.
+    for line in (6, 12, 21, 27, 32):
+        assert len(re.findall(rf"^\w+ stuck at test_hang.py:{line} ", out, re.MULTILINE)) == 1
+    assert "/_pytest/" not in out and "/pluggy/" not in out and "/pytest_asyncio/" not in out
+    assert "frames of the test runner" in out
+    assert "During handling" not in out
+    result.stdout.fnmatch_lines([
+        "FAILED test_hang.py::test_idle_in_gather - HangTimeout: test_hang.py:21 in child (test, 0.5 s)",
+        "ERROR test_hang.py::test_sync_setup - HangTimeout: test_hang.py:6 in setup_hangs (setup, 0.5 s)",
+    ], consecutive=False)
+
+
+def test_a_test_that_swallows_the_timeout_ends_the_process_with_a_message(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_swallow='''
+import time
+
+def test_swallows():
+    while True:
+        try:
+            time.sleep(60)  # SWALLOW
+        except BaseException:
+            pass
+''')
+    result = pytester.runpytest_subprocess(*RUN, "--daybreak-hang-timeout=0.3")
+    assert result.ret == 1
+    err = result.stderr.str()
+    assert "test stuck at test_swallow.py:6 in test_swallows" in err
+    assert ("daybreak: test_swallow.py::test_swallows: test still running 0.3 s after its hang timeout "
+            "interrupted it (does it catch BaseException, or wait in C code?); ending the test process") in err
+
+
+def test_hang_timeout_under_xdist(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_hang='''
+import time
+
+def test_stuck():
+    time.sleep(60)  # STUCK
+
+def test_two():
+    pass
+''')
+    result = pytester.runpytest_subprocess(*RUN, "-n", "2", "--daybreak-hang-timeout=0.5")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["FAILED test_hang.py::test_stuck - HangTimeout: test_hang.py:4 in test_stuck *"])
+
+
+def test_beside_pytest_timeout_and_code_that_uses_sigalrm(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_both='''
+import signal, threading, time
+import pytest
+
+@pytest.mark.timeout(0.3)
+def test_pytest_timeout_fires_first():
+    time.sleep(60)
+
+@pytest.mark.timeout(60)
+@pytest.mark.daybreak_hang_timeout(0.3)
+def test_daybreak_fires_first():
+    time.sleep(60)  # DAYBREAK
+
+def test_own_alarm_reaches_its_handler():
+    got = threading.Event()
+    previous = signal.signal(signal.SIGALRM, lambda *_: got.set())
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 0.01)
+        assert got.wait(30)
+    finally:
+        signal.signal(signal.SIGALRM, previous)
+''')
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--timeout-method=signal",
+                                           "--daybreak-hang-timeout=30")
+    result.assert_outcomes(passed=1, failed=2)
+    result.stdout.fnmatch_lines([
+        "FAILED test_both.py::test_pytest_timeout_fires_first - Failed: Timeout*pytest-timeout*",
+        "FAILED test_both.py::test_daybreak_fires_first - HangTimeout: test_both.py:11 *",
+    ])
+
+
+def test_one_timer_thread_for_the_session(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_many='''
+import threading
+import pytest
+
+seen = set()
+
+@pytest.mark.parametrize("n", range(20))
+def test_trivial(n):
+    timers = [t for t in threading.enumerate() if t.name == "daybreak-hang-timer"]
+    assert len(timers) == 1
+    seen.add(timers[0].ident)
+    assert len(seen) == 1
+''')
+    result = pytester.runpytest_subprocess(*RUN, "--daybreak-hang-timeout=30")
+    result.assert_outcomes(passed=20)
+
+
+def test_hang_timeout_on_trio_says_what_it_cannot_do_and_ends(pytester: pytest.Pytester) -> None:
+    pytest.importorskip("trio")
+    pytester.makepyfile(test_trio='''
+import pytest
+import trio
+
+@pytest.fixture
+def anyio_backend():
+    return "trio"
+
+@pytest.mark.anyio
+async def test_idle():
+    await trio.sleep_forever()
+''')
+    result = pytester.runpytest_subprocess(*RUN, "-p", "no:asyncio", "--daybreak-hang-timeout=0.3")
+    assert result.ret == 1
+    err = result.stderr.str()
+    assert "the test runs on trio: daybreak shows the threads, not the await chains" in err
+    assert "hang dumps with await chains need asyncio" in err
+    assert "ending the test process" in err
+
+
+def test_marker_overrides_option_and_bad_values_are_usage_errors(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_m='''
+import time, pytest
+
+@pytest.mark.daybreak_hang_timeout(0.3)
+def test_slow():
+    time.sleep(60)
+''')
+    result = pytester.runpytest_subprocess(*RUN)
+    result.assert_outcomes(failed=1)
+    assert "after 0.3 s" in result.stdout.str()
+    bad = pytester.runpytest_subprocess(*RUN, "-o", "daybreak_hang_timeout=soon")
+    assert "invalid hang timeout 'soon'" in bad.stdout.str() + bad.stderr.str()
+
+
+def test_hang_timeout_is_not_an_exception() -> None:
+    assert not issubclass(HangTimeout, Exception)
+    assert issubclass(HangTimeout, pytest.fail.Exception)  # pytest's teardown goes on after it
+
+
+def test_hook_wrappers_are_old_style() -> None:
+    # New-style wrappers (wrapper=True) crash every pytest run with pluggy < 1.2.
+    import daybreak.pytest_plugin as plugin
+
+    impls = [getattr(fn, "pytest_impl", None) for fn in vars(plugin).values() if isinstance(fn, types.FunctionType)]
+    opts = [o for o in impls if o]
+    assert opts and not any(o.get("wrapper") for o in opts)
+
+
+@pytest.mark.skipif(not hasattr(signal, "pthread_kill"), reason="POSIX only")
+def test_the_signal_is_not_sigalrm_and_chains_to_a_previous_handler(monkeypatch: pytest.MonkeyPatch,
+                                                                    pytester: pytest.Pytester) -> None:
+    from daybreak.pytest_plugin._hang import HangWatch
+
+    got = threading.Event()
+
+    def theirs(signum: int, frame: object) -> None:
+        got.set()
+
+    # Every candidate signal taken: daybreak takes one anyway and passes it on.
+    monkeypatch.setattr(signal, "getsignal", lambda n: theirs)
+    signum = getattr(signal, "SIGRTMAX", signal.SIGUSR2)
+    previous = signal.signal(signum, theirs)
+    try:
+        watch = HangWatch(pytester.parseconfig())
+        try:
+            assert watch._signum == signum and watch._signum != signal.SIGALRM
+            signal.raise_signal(signum)
+            assert got.is_set()
+        finally:
+            watch.close()
+        assert signal.signal(signum, previous) is theirs
+    finally:
+        signal.signal(signum, previous)
