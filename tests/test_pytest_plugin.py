@@ -128,3 +128,87 @@ async def test_uses_it(daybreak_system):
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
     result.assert_outcomes(passed=1, errors=1)
     assert "leaky.py:11" in result.stdout.str()
+
+
+SESSION_TESTS = '''
+import asyncio
+import pytest
+from app import Db, events
+from conftest import Loop
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+async def test_one(system):
+    assert isinstance(system[Db], Db)
+    assert events == ["start"]
+    assert system[Loop].loop is asyncio.get_running_loop()  # the system's tasks run here too
+
+async def test_two(system):
+    assert events == ["start"]
+'''
+
+
+def test_session_system_starts_once_in_the_session_loop(pytester: pytest.Pytester) -> None:
+    pytester.makeini("[pytest]\nasyncio_default_fixture_loop_scope = function\n")
+    pytester.makepyfile(app=REGISTRY)
+    pytester.makeconftest('''
+import asyncio
+import pytest
+from daybreak.pytest_plugin import system_fixture
+from app import registry, events
+
+class Loop:
+    def __init__(self):
+        self.loop = asyncio.get_running_loop()
+
+@registry.component
+async def loop() -> Loop:
+    return Loop()
+
+system = system_fixture(registry)
+
+def pytest_sessionfinish(session):
+    print("events at the end:", events)
+''')
+    pytester.makepyfile(test_a=SESSION_TESTS, test_b=SESSION_TESTS.replace("test_one", "test_three"))
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-s")
+    result.assert_outcomes(passed=4)
+    assert "events at the end: ['start', 'stop']" in result.stdout.str()
+
+
+def test_module_system_under_anyio_and_a_sync_session_system(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(app=REGISTRY)
+    pytester.makeconftest('''
+import pytest
+from daybreak.pytest_plugin import system_fixture
+from app import registry, events
+
+@pytest.fixture(scope="module")
+def anyio_backend():
+    return "asyncio"
+
+system = system_fixture(registry, scope="module")
+sync_system = system_fixture(registry, scope="session", sync=True)
+''')
+    pytester.makepyfile(test_anyio='''
+import pytest
+from app import Db, events
+
+@pytest.mark.anyio
+async def test_one(system):
+    assert isinstance(system[Db], Db)
+
+@pytest.mark.anyio
+async def test_two(system):
+    assert events == ["start"]
+''', test_sync='''
+from app import Db, events
+
+def test_sync_one(sync_system):
+    assert sync_system.state.status == "ready"
+
+def test_sync_two(sync_system):
+    assert isinstance(sync_system[Db], Db)
+''')
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-p", "no:asyncio")
+    result.assert_outcomes(passed=4)

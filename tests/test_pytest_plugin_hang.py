@@ -24,9 +24,7 @@ def wide_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("COLUMNS", "300")
 
 
-def test_setup_call_and_teardown_are_timed_and_the_run_goes_on(pytester: pytest.Pytester) -> None:
-    pytester.makeini("[pytest]\nasyncio_mode = auto\nasyncio_default_fixture_loop_scope = function\n")
-    pytester.makepyfile(test_hang='''
+HANGS = '''
 import asyncio, time
 import pytest
 
@@ -62,34 +60,51 @@ def test_retries_on_exception():
         except Exception:
             pass
 
+async def test_hangs_then_its_fixture_too(teardown_hangs):
+    await asyncio.Event().wait()  # BOTH
+
 @pytest.mark.daybreak_hang_timeout(120)
 def test_after():
     pass
-''')
+'''
+
+
+def at(marker: str) -> str:
+    """``test_hang.py:N``, the line of HANGS ending with ``# marker`` (pytester drops the first newline)."""
+    lines = HANGS.strip().splitlines()
+    return f"test_hang.py:{next(n for n, text in enumerate(lines, 1) if text.endswith(f'# {marker}'))}"
+
+
+def test_setup_call_and_teardown_are_timed_and_the_run_goes_on(pytester: pytest.Pytester) -> None:
+    pytester.makeini("[pytest]\nasyncio_mode = auto\nasyncio_default_fixture_loop_scope = function\n")
+    pytester.makepyfile(test_hang=HANGS)
     result = pytester.runpytest_subprocess(*RUN, "--daybreak-hang-timeout=0.5")
-    result.assert_outcomes(passed=2, failed=3, errors=2)  # test_async_teardown's call passed
+    result.assert_outcomes(passed=2, failed=4, errors=3)  # test_async_teardown's call passed
     out = result.stdout.str()
     result.stdout.fnmatch_lines([
         "*ERROR at setup of test_sync_setup*",
-        "setup stuck at test_hang.py:6 in setup_hangs after 0.5 s (daybreak hang timeout)",
+        f"setup stuck at {at('SYNC-SETUP')} in setup_hangs after 0.5 s (daybreak hang timeout)",
     ])
     result.stdout.fnmatch_lines([
         "*ERROR at teardown of test_async_teardown*",
-        "teardown stuck at test_hang.py:12 in teardown_hangs after 0.5 s (daybreak hang timeout)",
+        f"teardown stuck at {at('ASYNC-TEARDOWN')} in teardown_hangs after 0.5 s (daybreak hang timeout)",
     ])
     # An idle loop: the first line names the await chain's innermost user frame.
-    assert "test stuck at test_hang.py:21 in child after 0.5 s" in out
-    assert "test stuck at test_hang.py:27 in test_blocks_the_loop after 0.5 s" in out
-    assert "test stuck at test_hang.py:32 in test_retries_on_exception after 0.5 s" in out
+    assert f"test stuck at {at('GATHERED')} in child after 0.5 s" in out
+    assert f"test stuck at {at('BLOCKS')} in test_blocks_the_loop after 0.5 s" in out
+    assert f"test stuck at {at('RETRY')} in test_retries_on_exception after 0.5 s" in out
+    assert f"test stuck at {at('BOTH')} in test_hangs_then_its_fixture_too after 0.5 s" in out
+    # The teardown after a hung test names the fixture, not the task the test left pending.
+    assert len(re.findall(rf"^teardown stuck at {at('ASYNC-TEARDOWN')} ", out, re.MULTILINE)) == 2
     # Once each, without the test runner's frames; the short summary says file:line.
-    for line in (6, 12, 21, 27, 32):
-        assert len(re.findall(rf"^\w+ stuck at test_hang.py:{line} ", out, re.MULTILINE)) == 1
+    for marker in ("SYNC-SETUP", "GATHERED", "BLOCKS", "RETRY", "BOTH"):
+        assert len(re.findall(rf"^\w+ stuck at {at(marker)} ", out, re.MULTILINE)) == 1
     assert "/_pytest/" not in out and "/pluggy/" not in out and "/pytest_asyncio/" not in out
     assert "frames of the test runner" in out
     assert "During handling" not in out
     result.stdout.fnmatch_lines([
-        "FAILED test_hang.py::test_idle_in_gather - HangTimeout: test_hang.py:21 in child (test, 0.5 s)",
-        "ERROR test_hang.py::test_sync_setup - HangTimeout: test_hang.py:6 in setup_hangs (setup, 0.5 s)",
+        f"FAILED test_hang.py::test_idle_in_gather - HangTimeout: {at('GATHERED')} in child (test, 0.5 s)",
+        f"ERROR test_hang.py::test_sync_setup - HangTimeout: {at('SYNC-SETUP')} in setup_hangs (setup, 0.5 s)",
     ], consecutive=False)
 
 

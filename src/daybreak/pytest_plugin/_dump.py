@@ -41,7 +41,8 @@ def hang_dump(when: str, seconds: float, rootdir: str, nodeid: str = "") -> Hang
     main_thread = next((t for t in threads if t.ident == main), None)
     tasks, main_tasks = _tasks(main)
     test_file = os.path.join(rootdir, nodeid.partition("::")[0]) if nodeid else ""
-    main_tasks.sort(key=lambda task: _task_rank(task, test_file), reverse=True)
+    awaited = _awaited_in(main)
+    main_tasks.sort(key=lambda task: (task.name == awaited, *_task_rank(task, test_file)), reverse=True)
 
     # An idle loop in the main thread: the test is the task it waits for, not the loop.
     main_frames = [f for f in main_thread.frames if not _is_runner(f.file)] if main_thread else []
@@ -91,6 +92,22 @@ def _tasks(main: int | None) -> tuple[list[TaskStack], list[TaskStack]]:
         if getattr(loop, "_thread_id", None) == main:
             in_main.extend(stacks)
     return every, in_main
+
+
+def _awaited_in(ident: int | None) -> str | None:
+    """The name of the task the loop in thread ``ident`` runs until it completes, if one does.
+
+    That is the phase's own task (pytest-asyncio runs each fixture and test so);
+    tasks an interrupted earlier phase left pending come after it.
+    """
+    frame = sys._current_frames().get(ident) if ident is not None else None
+    while frame is not None:
+        code = frame.f_code
+        if code.co_name == "run_until_complete" and os.path.basename(code.co_filename) == "base_events.py":
+            name = getattr(frame.f_locals.get("future"), "get_name", None)
+            return name() if callable(name) else None
+        frame = frame.f_back
+    return None
 
 
 def _task_rank(task: TaskStack, test_file: str) -> tuple[bool, bool, int]:
