@@ -138,3 +138,44 @@ async def test_an_executor_thread_still_running_a_call_is_a_leftover() -> None:
         assert threads[0]["name"].startswith("asyncio_")
     finally:
         release.set()
+
+
+# -- a hung sync health check: one instance at a time -------------------------------------------------
+
+
+async def test_a_hung_sync_check_runs_once_at_a_time_and_is_reported_hung() -> None:
+    registry = Registry("hung-check")
+    release = threading.Event()
+    calls: list[int] = []
+
+    @registry.component
+    def database() -> Database:
+        return Database()
+
+    @database.check(timeout=0.05)
+    def ping(db: Database) -> None:
+        calls.append(1)
+        if len(calls) > 1:  # the readiness runs after the start hang
+            release.wait()  # at: check-hangs
+
+    def check_threads() -> list[threading.Thread]:
+        return [t for t in threading.enumerate() if t.name == "daybreak:database"]
+
+    try:
+        async with registry.start() as system:
+            first = await system.check()
+            assert first[0]["status"] == "failed"
+            assert first[0]["error"]["message"].startswith("did not finish within 0.05 s")
+            for _ in range(3):
+                again = await system.check()
+                assert again[0]["status"] == "failed"
+                assert again[0]["error"]["message"].startswith("hung: its run of ")
+                assert again[0]["error"]["where"] == where("check-hangs")
+            assert len(calls) == 2 and len(check_threads()) == 1
+            release.set()
+            for thread in check_threads():
+                thread.join(10)
+            assert (await system.check())[0]["status"] == "passed"
+            assert len(calls) == 3
+    finally:
+        release.set()

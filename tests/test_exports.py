@@ -11,7 +11,7 @@ import daybreak
 MODULES = ["daybreak", "daybreak.errors", "daybreak.registry", "daybreak.plan", "daybreak.system",
            "daybreak.report", "daybreak.events", "daybreak.diagnostics", "daybreak.leaks",
            "daybreak.imports", "daybreak.doctor", "daybreak.monitor", "daybreak.testing",
-           "daybreak.pytest_plugin", "daybreak.cli", "daybreak.html"]
+           "daybreak.pytest_plugin", "daybreak.cli", "daybreak.html", "daybreak._override"]
 
 
 def isort_style(name: str) -> tuple[int, str]:
@@ -42,3 +42,10 @@ def test_package_exports_every_public_class_of_the_core() -> None:
 def test_unknown_attribute_is_an_attribute_error() -> None:
     with pytest.raises(AttributeError, match="no attribute 'Regsitry'"):
         daybreak.Regsitry  # noqa: B018
+
+
+def test_wrap_is_exported_from_the_package() -> None:
+    from daybreak._override import wrap
+
+    assert "wrap" in daybreak.__all__
+    assert daybreak.wrap is wrap

@@ -14,6 +14,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
+    from daybreak._override import wrap
     from daybreak.errors import (
         CycleError,
         DaybreakError,
@@ -52,6 +53,7 @@ __all__ = [
     "UnknownPhaseError",
     "UsageError",
     "__version__",
+    "wrap",
 ]
 
 _WHERE = {
@@ -61,6 +63,7 @@ _WHERE = {
     "Disabled": "errors", "DuplicateProviderError": "errors", "MissingDependencyError": "errors",
     "StartupError": "errors", "UnknownPhaseError": "errors", "UsageError": "errors",
     "ErrorInfo": "report", "StartupReport": "report", "Event": "events", "Plan": "plan",
+    "wrap": "_override",
 }
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from daybreak._introspect import Analysis, AnalysisError, analyse, code_of, type_name
+from daybreak._override import Wrap
 from daybreak.errors import (
     CycleError,
     DeclarationError,
@@ -390,7 +391,13 @@ def _override_component(original: Component[Any], value: Any) -> Component[Any]:
         "name": original.name, "phase": original.phase, "optional": original.optional,
         "provides": original.provides, "tags": original.tags,
     }
-    if _is_factory(value):
+    if isinstance(value, Wrap):  # the real component, and what it provides wrapped
+        replacement = Component(original.factory, timeout=original.timeout,
+                                stop_timeout=original.stop_timeout, retries=original.retries,
+                                backoff=original.backoff, blocking=original.blocking, **options)
+        replacement.checks = original.checks
+        replacement.wrapper = value.fn
+    elif _is_factory(value):
         factory = value.factory if isinstance(value, Component) else value
         options.update(timeout=original.timeout, stop_timeout=original.stop_timeout,
                        retries=original.retries, backoff=original.backoff,

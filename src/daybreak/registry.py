@@ -70,7 +70,7 @@ class Component(Generic[F]):
     __slots__ = (
         "__wrapped__", "backoff", "blocking", "checks", "factory", "index", "kind", "name",
         "optional", "phase", "provides", "retries", "stop_timeout", "tags", "timeout",
-        "value",
+        "value", "wrapper",
     )
 
     def __init__(
@@ -115,6 +115,8 @@ class Component(Generic[F]):
         self.value = value
         self.checks: tuple[Check, ...] = ()
         self.index = -1
+        # What daybreak.wrap() gives the instance: set on an override, never declared.
+        self.wrapper: Callable[[Any], Any] | None = None
 
     @property
     def critical(self) -> bool:

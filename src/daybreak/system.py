@@ -16,6 +16,7 @@ import inspect
 import logging
 import random
 import re
+import sys
 import threading
 import time
 import typing
@@ -36,7 +37,7 @@ from daybreak.diagnostics import (
     leftovers_since,
     thread_stacks,
 )
-from daybreak.diagnostics.frames import Frame
+from daybreak.diagnostics.frames import Frame, frames_of
 from daybreak.errors import Disabled, StartupError, UsageError, text_of
 from daybreak.events import Event, Listener, level_of, log_event, logger
 from daybreak.plan import Plan, Step
@@ -170,6 +171,8 @@ class System:
             if s.provides is not None:
                 self._by_type[s.provides] = s.position
         self._validation: dict[tuple[str, str], dict[str, Any]] = {}
+        # The thread of each sync check's latest run, (step, check) -> (thread, when it began).
+        self._check_threads: dict[tuple[int, int], tuple[threading.Thread, float]] = {}
         self._threads: dict[int, threading.Thread] = {}
         self._finishing: set[threading.Thread] = set()
         # Threads born while steps were starting: id(thread) -> (the thread, the names
@@ -736,6 +739,8 @@ class System:
                     delay = min(c.backoff * 2 ** (attempt - 1), _MAX_BACKOFF) * random.uniform(0.75, 1.25)
                     self._emit("component.retrying", i, attempt=attempt, error=str(error))
                     await asyncio.sleep(delay)
+            if error is None and c.wrapper is not None:  # an override by daybreak.wrap()
+                error = await self._wrap(i, c.wrapper)
             if error is None and self._values[i] is None and step.provides is not None:
                 error = _returned_none(step)
             if error is None and step.checks:
@@ -766,6 +771,22 @@ class System:
         finally:
             self._running.discard(name)
             self._note_births(name)
+
+    async def _wrap(self, i: int, wrapper: Callable[[Any], Any]) -> ErrorInfo | None:
+        """Provide ``wrapper(instance)`` instead of the instance; the error if it fails."""
+        real = self._values[i]
+        self._redact.learn(real)
+        try:
+            value = wrapper(real)
+            if inspect.isawaitable(value):
+                value = await value
+        except BaseException as exc:
+            if _propagates(exc):
+                raise
+            error = self._error_info(exc)
+            return ErrorInfo(error.type, f"its override's wrap() failed: {error.message}", error.where)
+        self._values[i] = value
+        return None
 
     def _note_births(self, name: str) -> None:
         # Counting is O(1); listing threads is only worth it when one appeared.
@@ -997,7 +1018,7 @@ class System:
     async def _run_checks(self, i: int) -> ErrorInfo | None:
         step = self._steps[i]
         first: ErrorInfo | None = None
-        for pc in step.checks:
+        for k, pc in enumerate(step.checks):
             kwargs = {}
             for d in pc.dependencies:
                 if d.provider is not None:
@@ -1005,24 +1026,33 @@ class System:
                     kwargs[d.parameter] = self._values[j] if (self._up[j] or j == i) else None
             t0 = time.perf_counter()
             error: ErrorInfo | None = None
-            try:
-                fn = pc.check.fn
-                if step.component.blocking and not inspect.iscoroutinefunction(inspect.unwrap(fn)):
-                    # a sync check runs in a thread like a sync factory: its timeout can fire
-                    result = await self._with_timeout(i, pc.check.timeout,
-                                                      self._call_sync(i, fn, **kwargs))
-                else:
-                    result = fn(**kwargs)
-                if inspect.isawaitable(result):
-                    await self._with_timeout(i, pc.check.timeout, result)
-            except _Timeout as exc:
-                error = ErrorInfo("TimeoutError", exc.message("finish", "check timeout"),
-                                  exc.hang.get("where"))
-                self._cstate[i].hang = exc.hang
-            except BaseException as exc:
-                if _propagates(exc):
-                    raise
-                error = self._error_info(exc)
+            fn = pc.check.fn
+            in_thread = step.component.blocking and not inspect.iscoroutinefunction(inspect.unwrap(fn))
+            running = self._check_threads.pop((i, k), None) if in_thread else None
+            if running is not None and running[0].is_alive():
+                # One instance of a check at a time: a thread cannot be cancelled, and
+                # a thread per readiness probe would pile up for ever.
+                self._check_threads[(i, k)] = running
+                error = _still_running(*running)
+            else:
+                try:
+                    if in_thread:
+                        # a sync check runs in a thread like a sync factory: its timeout can fire
+                        work = self._call_sync(i, fn, **kwargs)
+                        self._check_threads[(i, k)] = (self._threads[i], t0)
+                        result = await self._with_timeout(i, pc.check.timeout, work)
+                    else:
+                        result = fn(**kwargs)
+                    if inspect.isawaitable(result):
+                        await self._with_timeout(i, pc.check.timeout, result)
+                except _Timeout as exc:
+                    error = ErrorInfo("TimeoutError", exc.message("finish", "check timeout"),
+                                      exc.hang.get("where"))
+                    self._cstate[i].hang = exc.hang
+                except BaseException as exc:
+                    if _propagates(exc):
+                        raise
+                    error = self._error_info(exc)
             status = "failed" if error else "passed"
             self._record_validation(step, "check", str(pc.check.name), status,
                                     time.perf_counter() - t0, error, start_s=t0 - self._t0)
@@ -1389,6 +1419,18 @@ def _propagates(exc: BaseException) -> bool:
 
 _CANCELLED_ITSELF = ("it raised CancelledError while nothing was cancelling it; raise an exception "
                      "that says what failed (or daybreak.Disabled to switch it off)")
+
+
+def _still_running(thread: threading.Thread, since: float) -> ErrorInfo:
+    """The answer for a sync check whose previous run (in ``thread``) has not returned."""
+    where = None
+    frame = sys._current_frames().get(thread.ident or 0)
+    if frame is not None:
+        inner = innermost_project_frame(frames_of(frame))
+        where = inner.where if inner is not None else None
+    return ErrorInfo("TimeoutError", f"hung: its run of {time.perf_counter() - since:.1f} s ago has not "
+                     "returned (a thread cannot be cancelled); it is not run again until it does",
+                     where)
 
 
 def _exit_message(exc: SystemExit) -> str:
