@@ -167,16 +167,16 @@ def _idle_executor_threads(loop: asyncio.AbstractEventLoop | None) -> set[int]:
     frames = sys._current_frames()
     for thread in getattr(executor, "_threads", ()):
         frame = frames.get(thread.ident or 0)
-        codes = set()
-        while frame is not None:
-            codes.add(frame.f_code)
+        while frame is not None and frame.f_code is not _RUN_CODE:
             frame = frame.f_back
-        if _RUN_CODE not in codes:  # between calls, or waiting for the next one
+        # Waiting for the next call, or handing over the result of the last one.
+        future = getattr(frame.f_locals.get("self"), "future", None) if frame is not None else None
+        if frame is None or (isinstance(future, concurrent.futures.Future) and future.done()):
             idle.add(thread.ident or 0)
     return idle
 
 
-# The frame of a call that an executor thread is running.
+# The frame of a work item of an executor thread: the call it runs, then its result.
 _RUN_CODE = concurrent.futures.thread._WorkItem.run.__code__
 
 
