@@ -48,7 +48,7 @@ import os
 import re
 import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from types import FrameType
+from types import FrameType, ModuleType
 from typing import Any, NoReturn
 
 __all__ = ("FrameClassifier", "main", "parse_faulthandler_dump")
@@ -327,6 +327,9 @@ _FORMATTERS: dict[str, Callable[[tuple[Any, ...]], str | None]] = {
     # threads started without threading.Thread (Thread.start is wrapped)
     "_thread.start_new_thread": lambda a: _callable_name(a[0]),
     "_thread.start_joinable_thread": lambda a: _callable_name(a[0]),
+    # the environment (the name only: values may be secrets)
+    "os.putenv": _first,
+    "os.unsetenv": _first,
     # native code
     "ctypes.dlopen": lambda a: None if a[0] is None else _text(a[0]),
 }
@@ -405,7 +408,9 @@ class _Recorder:
         """Record one side effect; return the module it belongs to."""
         if not self.active or os.getpid() != self.pid:
             return None  # outside the audit, or in a process forked by it
-        frames = list(_walk(frame))
+        return self.record_frames(event, detail, list(_walk(frame)))
+
+    def record_frames(self, event: str, detail: str, frames: Sequence[Frame]) -> str | None:
         where = self.classifier.pick(frames)
         module = self.owner(frames)
         key = (module, event, detail, where)
@@ -505,6 +510,185 @@ def _install_wrappers(recorder: _Recorder) -> None:
             return _original(func)
 
         vars(threading)[name] = wrapper
+
+    _install_global_wrappers(recorder)
+
+
+def _install_global_wrappers(recorder: _Recorder) -> None:
+    """Wrap atexit.register and logging's addHandler (they raise no audit event)."""
+    import atexit
+    import logging  # imported before the audit: its own atexit hook is not a finding
+
+    original_register = atexit.register
+
+    def register(func: Callable[..., Any], *args: Any, **kwargs: Any) -> Callable[..., Any]:
+        caller = sys._getframe(1)
+        if recorder.classifier.kind(caller.f_code.co_filename) != STDLIB:  # the stdlib's own bookkeeping
+            recorder.record("atexit.register", _callable_name(func), caller)
+        return original_register(func, *args, **kwargs)
+
+    vars(atexit)["register"] = register
+
+    original_add = logging.Logger.addHandler
+
+    def add_handler(self: logging.Logger, handler: logging.Handler) -> None:
+        # A NullHandler is what a library is told to add to its own logger: no output.
+        if handler not in self.handlers and not isinstance(handler, logging.NullHandler):
+            what = "root" if self is logging.root else repr(self.name)
+            recorder.record("logging.addHandler", f"{what} <- {type(handler).__name__}", sys._getframe(1))
+        original_add(self, handler)
+
+    logging.Logger.addHandler = add_handler  # type: ignore[method-assign, assignment]
+
+
+class _Globals:
+    """Process-wide state that an import may change for good: checked around each import.
+
+    ``sys.path``, ``sys.modules``, ``warnings`` filters and the exception hooks
+    raise no audit event. ``sys.path`` becomes a list that remembers which
+    frame added or removed each entry, and the warnings functions remember the
+    frame of each filter they add; an entry or filter that is gone again when
+    the import ends (``catch_warnings``, a path pushed and popped) is no finding.
+    """
+
+    _HOOKS = (("sys", "excepthook"), ("sys", "unraisablehook"), ("threading", "excepthook"))
+
+    def __init__(self, recorder: _Recorder) -> None:
+        import warnings
+
+        self.recorder = recorder
+        self.path_changes: list[tuple[str, str, list[Frame]]] = []  # (+ or -, entry, frames)
+        self.filters: list[tuple[object, str, str, list[Frame]]] = []  # (filter, event, detail, frames)
+        self.hooks = {name: self._hook(name) for name in self._HOOKS}
+        sys.path = _TrackedPath(sys.path, self)
+        self.path: list[str] = list(sys.path)
+        self.modules: dict[str, object] = {}
+        for name in ("filterwarnings", "simplefilter"):
+            original = getattr(warnings, name)
+
+            def wrapper(*args: Any, _name: str = name, _original: Any = original, **kwargs: Any) -> Any:
+                before = {id(item) for item in warnings.filters}
+                result = _original(*args, **kwargs)
+                if self.recorder.active:
+                    frames = list(_walk(sys._getframe(1)))
+                    for item in warnings.filters:
+                        if id(item) not in before:
+                            self.filters.append((item, f"warnings.{_name}", _filter_detail(item), frames))
+                return result
+
+            vars(warnings)[name] = wrapper
+
+    @staticmethod
+    def _hook(name: tuple[str, str]) -> object:
+        module = sys.modules.get(name[0])
+        return getattr(module, name[1], None)
+
+    def track_path_change(self, sign: str, entries: Iterable[object], frame: FrameType | None) -> None:
+        if self.recorder.active:
+            frames = list(_walk(frame))
+            self.path_changes.extend((sign, _text(entry), frames) for entry in entries)
+
+    def before(self) -> None:
+        """Take the state an import starts from."""
+        self.path = list(sys.path)
+        self.modules = dict(sys.modules)
+        self.path_changes.clear()
+        self.filters.clear()
+
+    def after(self) -> None:
+        """Report what the import changed for good."""
+        import warnings
+
+        record = self.recorder.record_frames
+        if not isinstance(sys.path, _TrackedPath):
+            record("sys.path", "replaced", [])
+            sys.path = _TrackedPath(sys.path, self)
+        added = [entry for entry in sys.path if entry not in self.path]
+        removed = [entry for entry in self.path if entry not in sys.path]
+        for sign, entries in (("+", added), ("-", removed)):
+            for entry in dict.fromkeys(entries):
+                frames = next((f for s, e, f in self.path_changes if s == sign and e == entry), [])
+                record("sys.path", f"{sign} {entry}", frames)
+        for item, event, detail, frames in self.filters:
+            if any(item is kept for kept in warnings.filters):
+                record(event, detail, frames)
+        modules = sys.modules
+        for name in modules.keys() - self.modules.keys():
+            # A module under another name (importlib._bootstrap, __mp_main__) is
+            # an alias, a module without a spec under its own name an extension's
+            # submodule (pyexpat.errors); anything else was put there.
+            new: object = modules.get(name)
+            if isinstance(new, ModuleType) and (
+                new.__spec__ is not None
+                or new.__name__ == name
+                or any(module is new for key, module in modules.items() if key != name)
+            ):
+                continue
+            record("sys.modules", f"+ {name}", [])
+        for name, old in self.modules.items():
+            if name not in modules:
+                record("sys.modules", f"- {name}", [])
+            elif modules[name] is not old:
+                record("sys.modules", f"{name} replaced", [])
+        for where, original in self.hooks.items():
+            hook = self._hook(where)
+            if hook is not original:
+                code = getattr(getattr(hook, "__func__", hook), "__code__", None)
+                frames = [] if code is None else [(code.co_filename, code.co_firstlineno, "<def>")]
+                record(".".join(where), _callable_name(hook), frames)
+                self.hooks[where] = hook
+
+
+class _TrackedPath(list):  # type: ignore[type-arg]
+    """``sys.path`` that remembers the frame of each change (importlib reads it as a list)."""
+
+    def __init__(self, entries: Iterable[object], owner: _Globals) -> None:
+        super().__init__(entries)
+        self.owner = owner
+
+    def append(self, entry: object) -> None:
+        self.owner.track_path_change("+", [entry], sys._getframe(1))
+        super().append(entry)
+
+    def insert(self, index: Any, entry: object) -> None:
+        self.owner.track_path_change("+", [entry], sys._getframe(1))
+        super().insert(index, entry)
+
+    def extend(self, entries: Iterable[object]) -> None:
+        entries = list(entries)
+        self.owner.track_path_change("+", entries, sys._getframe(1))
+        super().extend(entries)
+
+    def __iadd__(self, entries: Iterable[object]) -> _TrackedPath:  # type: ignore[misc]
+        self.extend(entries)
+        return self
+
+    def remove(self, entry: object) -> None:
+        self.owner.track_path_change("-", [entry], sys._getframe(1))
+        super().remove(entry)
+
+    def pop(self, index: Any = -1) -> Any:
+        entry = super().pop(index)
+        self.owner.track_path_change("-", [entry], sys._getframe(1))
+        return entry
+
+    def __setitem__(self, index: Any, value: Any) -> None:
+        self.owner.track_path_change("+", value if isinstance(index, slice) else [value], sys._getframe(1))
+        super().__setitem__(index, value)
+
+
+def _filter_detail(item: object) -> str:
+    if not isinstance(item, tuple) or len(item) != 5:
+        return _text(item)
+    action, message, category, module, _ = item
+    detail = f"{action} {getattr(category, '__name__', category)}"
+    pattern = getattr(message, "pattern", message)
+    if pattern:
+        detail += f" {pattern!r}"
+    pattern = getattr(module, "pattern", module)
+    if pattern:
+        detail += f" in {pattern!r}"
+    return detail
 
 
 def _error_record(exc: BaseException, classifier: FrameClassifier) -> dict[str, Any]:
@@ -624,6 +808,7 @@ def main(argv: Sequence[str]) -> NoReturn:
     )
     recorder = _Recorder(fd, classifier, modules[0] if config["isolate"] else None)
     _install_wrappers(recorder)
+    state = _Globals(recorder)
     sys.addaudithook(recorder.hook)
 
     faulthandler.enable(file=dump_fd, all_threads=True)
@@ -645,12 +830,17 @@ def main(argv: Sequence[str]) -> NoReturn:
         recorder.current = module
         recorder.emit({"k": "begin", "module": module})
         error: dict[str, Any] | None = None
+        state.before()
         try:
             # __import__, not importlib.import_module: only the C import path
             # reports the module's time to -X importtime.
             __import__(module)
         except BaseException as exc:
             error = _error_record(exc, classifier)
+        try:
+            state.after()
+        except Exception as exc:  # a module may leave sys.path or the hooks in any shape
+            recorder.emit({"k": "internal", "message": f"after {module}: {type(exc).__name__}: {exc}"})
         recorder.finished_at = time.monotonic()
         recorder.finished += 1
         recorder.emit({"k": "done", "module": module, "error": error})

@@ -12,8 +12,16 @@ hooks and thread tracking installed before the first import, and reports:
   (``threading.Thread.start``, ``_thread.start_new_thread``), signal handlers
   (``signal.signal``), global hooks (``sys.settrace``, ``sys.setprofile``,
   ``sys.addaudithook``, ``threading.settrace``, ``threading.setprofile``,
-  ``sys.monitoring.register_callback``), ``ctypes.dlopen`` and
-  ``webbrowser.open``. Each belongs to the module whose top-level code runs
+  ``sys.monitoring.register_callback``), ``ctypes.dlopen``,
+  ``webbrowser.open``, and changes to process-wide state that outlast the
+  import: ``atexit.register`` (not the standard library's own),
+  ``os.putenv``/``os.unsetenv`` (``os.environ``; the name only), ``sys.path``
+  entries added or removed, objects put into or taken out of ``sys.modules``
+  (no line: nothing tells who), ``sys.excepthook``/``sys.unraisablehook``/
+  ``threading.excepthook`` replaced (at the new hook's line), logging handlers
+  added (``logging.addHandler``, which ``basicConfig`` and ``dictConfig`` call;
+  a ``NullHandler`` is no output) and ``warnings`` filters still in force when
+  the import ends. Each belongs to the module whose top-level code runs
   (the innermost module frame of the audited package: an effect inside a
   library called from ``X``'s body belongs to ``X``) and has ``where``:
   ``file:line`` of the innermost frame of the first-party packages (fallback:
