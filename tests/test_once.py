@@ -111,3 +111,28 @@ async def test_a_failed_step_is_not_done_the_next_process_runs_it(service: tuple
         await fail()
     async with guard(*service) as retried:
         assert retried
+
+
+async def test_the_redis_lock_is_renewed_while_the_step_runs() -> None:
+    await _reachable("redis")
+    import asyncio
+
+    import redis.asyncio as redis
+
+    key = f"test-{uuid.uuid4().hex}"
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        async with redis_lock(REDIS_URL, key, ttl=3) as leader:
+            assert leader
+            last = await client.pttl(f"daybreak:once:{key}:lock")
+            async with asyncio.timeout(30):
+                while True:  # what changes is in Redis: poll it
+                    await asyncio.sleep(0.05)
+                    now = await client.pttl(f"daybreak:once:{key}:lock")
+                    if now > last:  # the time to live went up: renewed
+                        break
+                    last = now
+        assert not await client.exists(f"daybreak:once:{key}:lock")  # released at the end
+    finally:
+        await client.delete(f"daybreak:once:{key}:done")
+        await client.aclose()

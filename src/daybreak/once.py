@@ -118,6 +118,8 @@ async def redis_lock(url: str, key: str, *, ttl: float = 30.0) -> AsyncIterator[
         finally:
             renew.cancel()
             await asyncio.wait({renew})  # a renewal in flight must not re-take the lock after release
+            if not renew.cancelled():
+                renew.exception()  # the lock was lost (it expired): release() says so
             await lock.release()
     finally:
         await client.aclose()
