@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import shutil
 import sys
+import textwrap
 import time
 from collections.abc import Mapping
 from typing import Any, TextIO
@@ -71,26 +73,34 @@ class Progress:
             return f"  {s.dim('·')} {name:<28} {s.dim('waiting')}"
         if c.status == "starting":
             elapsed = now - (c.start_s or 0.0)
-            attempt = f" (attempt {c.attempts})" if c.attempts > 1 else ""
-            return f"  {s.yellow('▸')} {name:<28} starting {elapsed:6.2f}s{attempt}"
+            line = f"  {s.yellow('▸')} {name:<28} starting {elapsed:6.2f}s"
+            if c.attempts > 1:  # the error is the last attempt's: why it retries
+                line += f" (attempt {c.attempts}" + (f", retrying after {_what(c.error)})" if c.error else ")")
+            return line
         if c.status == "started":
             return f"  {s.green('✓')} {name:<28} done     {c.duration_s or 0.0:6.3f}s"
         if c.status == "failed":
-            return f"  {s.red('✗')} {name:<28} {s.red('failed')}   {c.error}"
+            tail = f" at {c.error.where}" if c.error and c.error.where else ""
+            return self._fit(f"  {s.red('✗')} {name:<28} {s.red('failed')}   {_what(c.error)}", tail)
         return f"  {s.yellow('-')} {name:<28} {s.status(c.status)}  {c.reason or ''}"
 
-    def _fit(self, line: str) -> str:
-        # Cut long lines (a failure's message) so that the redraw stays in
-        # place; colour codes take no room, so cut the visible text only.
+    def _width(self) -> int:
         try:
             width = os.get_terminal_size(self.stream.fileno()).columns
-        except OSError:
+        except (OSError, ValueError):
             width = 0
-        width = width if width >= 40 else 120
-        visible = re.sub(r"\033\[[0-9;]*m", "", line)
-        if len(visible) <= width:
-            return line
-        return visible[: width - 1] + "…"
+        return width if width >= 40 else 120
+
+    def _fit(self, line: str, tail: str = "") -> str:
+        # Cut long lines (a failure's message) so that the redraw stays in
+        # place; colour codes take no room, so cut the visible text only. The
+        # tail (where it failed) is kept whole: the message gives way.
+        width = self._width()
+        visible = _ANSI.sub("", line)
+        if len(visible) + len(tail) <= width:
+            return line + tail
+        room = max(width - len(tail), width // 2)
+        return (visible[: room - 1] + "…" + tail)[:width]
 
     def draw(self) -> None:
         state = self.system.state
@@ -125,14 +135,43 @@ class Progress:
         self._task = asyncio.get_running_loop().create_task(self._run())
         return self
 
+    def clear(self) -> None:
+        """Erase the live lines: the timeline printed next shows every component once."""
+        if self._drawn:
+            self.stream.write(f"\033[{self._drawn}F\033[J")
+            self.stream.flush()
+            self._drawn = 0
+
     def __exit__(self, *exc: object) -> None:
         if self._task is not None:
             self._task.cancel()
-        self.draw()
+        self.clear()
 
 
-def timeline(report: Mapping[str, Any], style: Style, width: int = 40) -> str:
-    """The start as text: one bar per component, the critical path in bold."""
+_ANSI = re.compile(r"\033\[[0-9;]*m")
+
+
+def _what(error: Any) -> str:
+    """``Type: message`` of an :class:`~daybreak.report.ErrorInfo`, without its location."""
+    if error is None:
+        return ""
+    return f"{error.type}: {error.message}" if error.message else str(error.type)
+
+
+def _wrap(text: str, indent: str, columns: int) -> list[str]:
+    """``text`` in lines of at most ``columns``, broken between words, never inside one."""
+    return textwrap.wrap(text, max(columns, 40), initial_indent=indent, subsequent_indent=indent + "  ",
+                         break_long_words=False, break_on_hyphens=False) or [indent]
+
+
+def timeline(report: Mapping[str, Any], style: Style, width: int = 40, columns: int | None = None) -> str:
+    """The start as text: one bar per component, the critical path in bold.
+
+    ``columns`` is the terminal's width (default: the current terminal's):
+    a bar's error and where it happened go on lines of their own below it,
+    broken between words.
+    """
+    columns = columns or shutil.get_terminal_size((100, 24)).columns
     phase_order = {p["name"]: i for i, p in enumerate(report["phases"])}
     # Validators are steps too: they take time on the timeline.
     validators = [dict(v, error=v.get("error"), reason=v.get("reason")) for v in report["validation"]
@@ -144,7 +183,8 @@ def timeline(report: Mapping[str, Any], style: Style, width: int = 40) -> str:
     outcome = report.get("start_status") or report["status"]
     now = f", now {style.status(report['status'])}" if report["status"] != outcome else ""
     lines = [f"{style.bold(report['name'])} {style.status(outcome)} in "
-             f"{(report['duration_s'] or 0):.3f}s (critical path {report['critical_path_s']:.3f}s){now}"]
+             f"{(report['duration_s'] or 0):.3f}s (critical path {report['critical_path_s']:.3f}s){now}",
+             style.dim(f"    {'█ critical path ▒ other':<26} |{f'0 … {total:.3f}s':^{width}}| duration status")]
     phase = object()
     for r in rows:
         if r["phase"] != phase and r["phase"] is not None:
@@ -157,21 +197,31 @@ def timeline(report: Mapping[str, Any], style: Style, width: int = 40) -> str:
         bar = " " * left + ("█" if r["name"] in on_path else "▒") * size
         label = f"{duration:7.3f}s" if r["start_s"] is not None else "        "
         status = style.status(r["status"])
-        note = ""
+        row = f"    {r['name']:<26} |{bar:<{width}}| {label} {status}"
+        if r.get("attempts", 1) > 1:
+            row += f" (attempt {r['attempts']})"
         if r["error"]:
-            note = f"  {r['error']['type']}: {r['error']['message']}"
-            if r["error"]["where"]:
-                note += f" at {r['error']['where']}"
+            lines.append(row)
+            error = r["error"]
+            lines.extend(style.red(line) for line in _wrap(
+                f"{error['type']}: {error['message']}" if error["message"] else error["type"], " " * 6, columns))
+            if error["where"]:
+                lines.extend(_wrap(f"at {error['where']}", " " * 6, columns))
+        elif r["reason"] and len(f"{row}  {r['reason']}") - len(status) + len(r["status"]) <= columns:
+            lines.append(f"{row}  {r['reason']}")
         elif r["reason"]:
-            note = f"  {r['reason']}"
-        lines.append(f"    {r['name']:<26} |{bar:<{width}}| {label} {status}{note}")
+            lines.append(row)
+            lines.extend(_wrap(r["reason"], " " * 6, columns))
+        else:
+            lines.append(row)
     for v in report["validation"]:
         if v["kind"] == "validator" and v.get("start_s") is not None:
             continue  # drawn on the timeline
         mark = style.status(v["status"])
         owner = f" of {v['component']}" if v["component"] else ""
-        err = f"  {v['error']['message']}" if v.get("error") else ""
-        lines.append(f"    {v['kind']} {v['name']}{owner}: {mark}{err}")
+        lines.append(f"    {v['kind']} {v['name']}{owner}: {mark}")
+        if v.get("error"):
+            lines.extend(_wrap(v["error"]["message"], " " * 6, columns))
     for b in report["loop_blocks"]:
         lines.append(style.yellow(f"    event loop blocked {b['duration_s']:.3f}s at {b['where']}"
                                   + (f" ({b['component']})" if b["component"] else "")))

@@ -737,6 +737,7 @@ class System:
                 if attempt < attempts:
                     task = task or _this_task()
                     delay = min(c.backoff * 2 ** (attempt - 1), _MAX_BACKOFF) * random.uniform(0.75, 1.25)
+                    cs.error = error  # while it waits to retry: why (the live display shows it)
                     self._emit("component.retrying", i, attempt=attempt, error=str(error))
                     await asyncio.sleep(delay)
             if error is None and c.wrapper is not None:  # an override by daybreak.wrap()
@@ -762,6 +763,7 @@ class System:
                 return
             self._up[i] = True
             cs.status = "started"
+            cs.error = None  # an earlier attempt's
             if c.kind == "validator":
                 self._record_validation(step, "validator", step.name, "passed", cs.duration_s, None)
                 self._emit("validator.passed", i, duration_s=cs.duration_s)
