@@ -50,3 +50,25 @@ def test_each_lasting_change_is_a_side_effect_with_its_line(result: ImportAudit)
             ("warnings.filterwarnings", "ignore DeprecationWarning", where("warns", "filter")),
         ],
     }
+
+
+def test_findings_are_grouped_by_cause_most_modules_first() -> None:
+    """A helper's lookup reached from three module bodies: one cause listing the three."""
+    result = audit("cause_pkg", path=[str(FIXTURES)], timeout=5)
+    helper = FIXTURES / "cause_pkg" / "helper.py"
+    solo = FIXTURES / "cause_pkg" / "solo.py"
+    lookup = next(f"{helper}:{n}" for n, line in enumerate(helper.read_text().splitlines(), 1) if "<- lookup" in line)
+    putenv = next(f"{solo}:{n}" for n, line in enumerate(solo.read_text().splitlines(), 1) if "<- solo" in line)
+    assert [c.to_dict() for c in result.causes] == [
+        {
+            "kind": "side_effect",
+            "where": lookup,
+            "detail": "socket.getaddrinfo 127.0.0.1:9",
+            "modules": ["cause_pkg.m1", "cause_pkg.m2", "cause_pkg.m3"],
+        },
+        {"kind": "side_effect", "where": putenv, "detail": "os.putenv CAUSE_PKG_SOLO", "modules": ["cause_pkg.solo"]},
+    ]
+    assert result.to_dict()["causes"] == [c.to_dict() for c in result.causes]
+    text = result.to_text()
+    assert "3 modules: cause_pkg.m1, cause_pkg.m2, cause_pkg.m3" in text
+    assert text.index("socket.getaddrinfo") < text.index("os.putenv")

@@ -43,6 +43,15 @@ class TestOnePass:
         assert onepass.module("onepass_pkg.uses_a").blocked_by == "onepass_pkg.a"
         assert onepass.module("onepass_pkg.a").seconds is None
 
+    def test_hangs_and_failures_are_causes_with_what_they_block(self, onepass: ImportAudit) -> None:
+        """The shared stuck frame is the cause touching the most modules; the failure comes with what needs it."""
+        causes = onepass.causes
+        assert (causes[0].kind, causes[0].where) == ("hung", where(PKG / "config.py", "stuck"))
+        assert causes[0].modules == ("onepass_pkg.a", "onepass_pkg.b", "onepass_pkg.uses_a")
+        assert causes[0].detail == "time.sleep(60)  # <- stuck"
+        failure = next(c for c in causes if c.kind == "error" and c.where == where(PKG / "fails.py", "fails"))
+        assert failure.modules == ("onepass_pkg.fails", "onepass_pkg.needs_fails")
+
     def test_a_hang_reports_every_thread(self, onepass: ImportAudit) -> None:
         """The thread an earlier module started is in the hang's threads, at its line."""
         stuck = next(h for h in onepass.hung if h.module == "onepass_pkg.a")

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 __all__ = (
+    "Cause",
     "HungModule",
     "ImportAudit",
     "ImportFailure",
@@ -153,6 +154,26 @@ class ImportFailure:
 
 
 @dataclass(frozen=True, slots=True)
+class Cause:
+    """One cause and every module it touches (the findings grouped by ``where``).
+
+    Attributes:
+        kind: ``side_effect``, ``hung`` or ``error``.
+        where: ``file:line`` of the cause (None when it is not known).
+        detail: The event and what it touched, the stuck line, or the exception.
+        modules: Modules with this finding, then those blocked by it.
+    """
+
+    kind: Literal["side_effect", "hung", "error"]
+    where: str | None
+    detail: str
+    modules: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "where": self.where, "detail": self.detail, "modules": list(self.modules)}
+
+
+@dataclass(frozen=True, slots=True)
 class ImportAudit:
     """What importing a package does; ``to_dict()`` is the ``--json`` output.
 
@@ -189,6 +210,35 @@ class ImportAudit:
         slow = (m for m in self.modules if m.cumulative_s is not None and m.cumulative_s > self.timeout)
         return tuple(sorted(slow, key=lambda m: -(m.cumulative_s or 0.0)))
 
+    @property
+    def causes(self) -> tuple[Cause, ...]:
+        """Every finding grouped by its cause, the cause touching the most modules first."""
+        effects: dict[tuple[str, str | None], tuple[list[str], list[str]]] = {}
+        for name, effect in self.side_effects:
+            # Without a line, only the same detail is the same cause.
+            key = (effect.event if effect.where else f"{effect.event} {effect.detail}", effect.where)
+            modules, details = effects.setdefault(key, ([], []))
+            modules.append(name)
+            details.append(f"{effect.event} {effect.detail}".strip())
+        causes = [
+            Cause("side_effect", where, _details(details), tuple(dict.fromkeys(modules)))
+            for (_, where), (modules, details) in effects.items()
+        ]
+        for hung in self.hung:
+            stuck = (*(hung.modules or (hung.module,)), *hung.blocked)
+            causes.append(Cause("hung", hung.where, _source_line(hung.where) or "no progress", stuck))
+        errors: dict[tuple[str, str], tuple[str | None, list[str], list[str]]] = {}
+        for error in self.errors:
+            # Without a line, each module's error is its own cause.
+            key = (error.type, error.where or f"module {error.module}")
+            _, modules, details = errors.setdefault(key, (error.where, [], []))
+            modules += [error.module, *(m.name for m in self.modules if m.blocked_by == error.module)]
+            details.append(f"{error.type}: {error.message}")
+        causes += [
+            Cause("error", where, _details(details), tuple(modules)) for where, modules, details in errors.values()
+        ]
+        return tuple(sorted(causes, key=lambda c: (-len(c.modules), c.where or "", c.detail)))
+
     def module(self, name: str) -> ModuleReport:
         """Return the report of module ``name`` (KeyError if it was not audited)."""
         for report in self.modules:
@@ -206,6 +256,7 @@ class ImportAudit:
             "hung": [h.to_dict() for h in self.hung],
             "errors": [e.to_dict() for e in self.errors],
             "slow": [{"module": m.name, "cumulative_s": _seconds(m.cumulative_s)} for m in self.slow],
+            "causes": [cause.to_dict() for cause in self.causes],
         }
 
     def to_text(self, *, color: bool = False) -> str:
@@ -246,10 +297,19 @@ def _source_line(where: str | None) -> str:
     return linecache.getline(file, int(line)).strip()
 
 
+def _details(details: list[str]) -> str:
+    distinct = list(dict.fromkeys(details))
+    return distinct[0] + (f" (and {len(distinct) - 1} other)" if len(distinct) > 1 else "")
+
+
 def _names(modules: Iterable[str], limit: int = 8) -> str:
     names = list(modules)
     shown = ", ".join(names[:limit])
     return shown + (f", ... ({len(names) - limit} more)" if len(names) > limit else "")
+
+
+def _count_names(modules: tuple[str, ...]) -> str:
+    return f"{_plural(len(modules), 'module')}: {_names(modules)}" if len(modules) > 1 else modules[0]
 
 
 def _plural(count: int, word: str) -> str:
@@ -275,20 +335,20 @@ def _format_text(result: ImportAudit, *, color: bool) -> str:
     if result.allowed:
         counts.append(f"{len(result.allowed)} allowed")
     lines = [f"daybreak imports {result.target}: {verdict} ({', '.join(counts)})"]
+    causes = result.causes
     if effects:
-        lines += ["", paint("Import-time side effects", "1")]
-        for module in result.modules:
-            if module.side_effects:
-                lines.append(f"  {module.name}")
-                for effect in module.side_effects:
-                    detail = f" {effect.detail}" if effect.detail else ""
-                    lines.append(f"    {paint(effect.event, '33')}{detail}  at {_show_where(effect.where)}")
+        lines += ["", paint("Import-time side effects (by cause, the most modules first)", "1")]
+        for cause in causes:
+            if cause.kind == "side_effect":
+                event, _, detail = cause.detail.partition(" ")
+                lines.append(f"  {paint(event, '33')} {detail}".rstrip() + f"  at {_show_where(cause.where)}")
+                lines.append(f"      {_count_names(cause.modules)}")
     if result.cycles:
         lines += ["", paint("Import cycles", "1")]
         lines += [f"  {' -> '.join(cycle)}" for cycle in result.cycles]
     if result.hung:
         lines += ["", paint(f"Hung imports (no progress for {result.timeout:g} s)", "1")]
-        for hung in result.hung:
+        for hung in sorted(result.hung, key=lambda h: -len(h.modules) - len(h.blocked)):
             source = _source_line(hung.where)
             lines.append(f"  {_names(hung.modules or (hung.module,))}  stuck at {_show_where(hung.where)}")
             if source:

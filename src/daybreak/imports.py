@@ -77,10 +77,19 @@ from daybreak._imports_graph import (
     search_path,
     static_graph,
 )
-from daybreak._imports_report import HungModule, ImportAudit, ImportFailure, ModuleReport, SideEffect, ThreadStack
+from daybreak._imports_report import (
+    Cause,
+    HungModule,
+    ImportAudit,
+    ImportFailure,
+    ModuleReport,
+    SideEffect,
+    ThreadStack,
+)
 from daybreak._imports_run import Hang, Outcome, Runner
 
 __all__ = (
+    "Cause",
     "HungModule",
     "ImportAudit",
     "ImportFailure",
