@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import html.parser
 import itertools
+import json
 import os
 import re
 import shutil
@@ -565,3 +566,68 @@ def test_chromium_renders_the_report(tmp_path: Path, real_doc: dict[str, Any]) -
     # status colour. Started bars are painted flat; optional (failed) ones are translucent.
     assert _run(rows, channels, (0x4A, 0x4A), (0xC2, 0xC2), (0x6B, 0x6B), 40), "no green bar"
     assert _run(rows, channels, (0xE8, 0xFF), (0x70, 0xB0), (0x60, 0xB0), 40), "no red bar"
+
+
+# -- layout, measured by the browser ---------------------------------------------------------------
+
+_MEASURE = """<script>
+const out = {overflowing: [], broken: []};
+for (const card of document.querySelectorAll("section, .card")) {
+  const box = card.getBoundingClientRect();
+  for (const table of card.querySelectorAll("table")) {
+    const wrap = table.closest(".table-wrap");
+    const seen = (wrap || table).getBoundingClientRect();
+    if (seen.right > box.right + 0.5) out.overflowing.push(card.id || card.className);
+  }
+}
+for (const code of document.querySelectorAll("td code.type")) {
+  if (code.getClientRects().length > 1 || code.getBoundingClientRect().height > 24) out.broken.push(code.textContent);
+}
+document.body.setAttribute("data-layout", JSON.stringify(out));
+</script>"""
+
+
+def test_tables_stay_in_their_cards_and_type_names_stay_whole(tmp_path: Path,
+                                                               real_doc: dict[str, Any]) -> None:
+    """Measured in headless Chromium: a wide components table scrolls inside its card, and a
+    long type name is never broken inside a word."""
+    browser = _chromium()
+    if browser is None:
+        if _ci():
+            pytest.fail("CI=true but no chromium on PATH (apt-get install -y chromium)")
+        pytest.skip("chromium is not installed")
+    start = json.loads(json.dumps(real_doc["start"]))
+    long_type = "ConnectionPoolForTheOrdersDatabaseWithReadReplicasAndFailover"
+    for c in start["components"]:
+        c["provides"] = f"myservice.infrastructure.{long_type}"
+        c["reason"] = "x" * 40 + " a long explanation of why it is switched off " * 4
+    page = tmp_path / "report.html"
+    page.write_text(render({"start": start, "plan": real_doc["plan"]}).replace("</body>", _MEASURE + "</body>"))
+    dom = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                          "--disable-dev-shm-usage", f"--user-data-dir={tmp_path / 'profile'}",
+                          "--window-size=1000,2000", "--dump-dom", page.as_uri()],
+                         capture_output=True, text=True, timeout=60, check=False)
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    found = re.search(r'data-layout="([^"]*)"', dom.stdout)
+    assert found, "the measuring script did not run"
+    layout = json.loads(html.unescape(found.group(1)))
+    assert layout == {"overflowing": [], "broken": []}
+
+
+def test_a_barrier_on_the_critical_path_is_drawn_and_explained_as_one() -> None:
+    registry = Registry("phased", phases=("data", "services"))
+    registry.add(lambda: 1, name="database", provides=int, phase="data")
+    registry.add(lambda: "x", name="search", provides=str, phase="services")  # no dependency: a barrier
+
+    async def main() -> dict[str, Any]:
+        async with registry.start() as system:
+            pass
+        return system.report().to_dict()
+
+    root = parse(render({"start": asyncio.run(main()), "plan": registry.plan().to_dict()}))
+    graph = by_id(root, "graph")
+    assert graph is not None
+    edges = [(e.get("data-from"), e.get("data-to"), e.get("class")) for e in with_class(graph, "edge")]
+    assert edges == [("database", "search", "edge cp barrier")]
+    section = by_id(root, "section-graph")
+    assert section is not None and "a barrier, not a dependency" in text_of(section)

@@ -125,10 +125,12 @@ def _graph_section(plan: Mapping[str, Any], start: Mapping[str, Any]) -> str:
         return ""
     note = ("an arrow goes from a dependency to what needs it; the components of one level "
             "can start together")
+    barrier = ('<span><i class="sw line barrier"></i>waits for the phase before (a barrier, '
+               'not a dependency)</span>' if 'class="edge cp barrier"' in svg else "")
     legend = (
         '<div class="legend"><span><i class="sw cp"></i>critical path</span>'
         '<span><i class="sw opt"></i>optional</span>'
-        '<span><i class="sw line"></i>depends on</span></div>'
+        f'<span><i class="sw line"></i>depends on</span>{barrier}</div>'
     )
     return (f'<section id="section-graph"><div class="section-head"><h2>Dependency graph</h2>'
             f'<span class="note">{_e(note)}</span></div>{legend}'

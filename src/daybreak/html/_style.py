@@ -108,7 +108,8 @@ svg .node .name{font-weight:600}
 svg .node .sub{fill:#59636e}
 svg .edge path{fill:none;stroke:#afb8c1;stroke-width:1.2}
 svg .edge.cp path{stroke:#1f2328;stroke-width:2.4}
-svg .edge.barrier path{stroke-dasharray:5 4}
+svg .edge.barrier path{stroke:#8250df;stroke-dasharray:2 4;stroke-linecap:round}
+.sw.line.barrier{border-top:2px dotted #8250df}
 svg .edge:hover path{stroke:#0969da}
 svg .arrowhead{fill:#afb8c1}
 svg .arrowhead.cp{fill:#1f2328}
@@ -125,6 +126,8 @@ th{text-align:left;font-weight:600;color:var(--muted);font-size:12px;border-bott
 padding:6px 10px;white-space:nowrap}
 td{border-bottom:1px solid #eaeef2;padding:6px 10px;vertical-align:top;overflow-wrap:break-word}
 td code,td .emsg{overflow-wrap:anywhere}
+td code.type{overflow-wrap:normal;white-space:nowrap}
+.table-wrap{overflow-x:auto;max-width:100%}
 td.nowrap{white-space:nowrap}
 tr:last-child td{border-bottom:0}
 td.num,th.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap;width:1%}

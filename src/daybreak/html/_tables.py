@@ -6,13 +6,29 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from daybreak.html._failures import _frames_html
-from daybreak.html._values import _DASH, _attr, _badge, _code, _dur, _e, _error_html, _map, _maps, _num, _text, _tone
+from daybreak.html._values import (
+    _DASH,
+    _attr,
+    _badge,
+    _code,
+    _dur,
+    _e,
+    _error_html,
+    _map,
+    _maps,
+    _num,
+    _text,
+    _tone,
+    _type_name,
+)
 
 
 def _table(head: Sequence[str], rows: Sequence[str], num: Sequence[int] = ()) -> str:
     ths = "".join(f"<th{_attr('class', 'num', i in num)}>{_e(h)}</th>"
                   for i, h in enumerate(head))
-    return f"<table><thead><tr>{ths}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+    # In a box of its own that scrolls sideways: a wide table never spills out of its card.
+    return (f'<div class="table-wrap"><table><thead><tr>{ths}</tr></thead>'
+            f"<tbody>{''.join(rows)}</tbody></table></div>")
 
 
 def _validation_section(start: Mapping[str, Any]) -> str:
@@ -105,7 +121,7 @@ def _components_section(start: Mapping[str, Any]) -> str:
             stop_txt = f"{_badge(stop.get('status'))} {_e(_dur(_num(stop.get('duration_s'))))}"
         rows.append(
             f'<tr data-component="{_e(c.get("name"))}"><td class="name">{_e(c.get("name"))}</td>'
-            f"<td>{_e(c.get('phase'))}</td><td>{_code(c.get('provides'))}</td>"
+            f"<td>{_e(c.get('phase'))}</td><td>{_type_name(c.get('provides'))}</td>"
             f"<td>{'optional' if c.get('critical') is False else 'critical'}</td>"
             f"<td>{_badge(c.get('status'))}</td>"
             f'<td class="num">{_e(_dur(_num(c.get("start_s"))))}</td>'

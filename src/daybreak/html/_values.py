@@ -130,6 +130,11 @@ def _code(value: object) -> str:
     return f"<code>{_e(value)}</code>" if value not in (None, "") else _DASH
 
 
+def _type_name(value: object) -> str:
+    """A type's name: on one line, never broken inside a word (its table scrolls instead)."""
+    return f'<code class="type">{_e(value)}</code>' if value not in (None, "") else _DASH
+
+
 def _error_text(error: Mapping[str, Any]) -> str:
     kind, message = _text(error.get("type")), _text(error.get("message"))
     return f"{kind}: {message}" if kind and message else kind or message
