@@ -6,15 +6,10 @@ import asyncio
 import json
 import logging
 import re
-import signal
-import socket
 import subprocess
 import sys
-import time
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
-from typing import Annotated, Any
+from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 
@@ -22,83 +17,13 @@ pytest.importorskip("fastapi")
 uvicorn = pytest.importorskip("uvicorn")
 httpx = pytest.importorskip("httpx")
 
-from fastapi import FastAPI, WebSocket  # noqa: E402
-from websockets.asyncio.client import connect as ws_connect  # noqa: E402
+from fastapi import FastAPI  # noqa: E402
 
+import daybreak.system  # noqa: E402
+from _servers import poll, run_child, serve  # noqa: E402
 from daybreak import Disabled, Registry  # noqa: E402
-from daybreak.fastapi import (  # noqa: E402
-    Inject,
-    component,
-    health_router,
-    lifespan,
-    metrics_route,
-    provider,
-)
+from daybreak.fastapi import health_router, lifespan, metrics_route  # noqa: E402
 from daybreak.monitor import MemoryMonitor, memory_monitor  # noqa: E402
-
-
-@dataclass
-class Running:
-    server: Any
-    task: asyncio.Task[int | str | None]
-    port: int
-    client: httpx.AsyncClient
-
-    @property
-    def base(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    async def stop(self, timeout: float = 10.0) -> int | str | None:
-        self.server.should_exit = True
-        return await asyncio.wait_for(asyncio.shield(self.task), timeout)
-
-
-async def _serve(server: Any, sock: socket.socket) -> int | str | None:
-    try:
-        await server.serve(sockets=[sock])
-    except SystemExit as exc:  # uvicorn's way to say "startup failed"
-        return exc.code
-    return 0
-
-
-@asynccontextmanager
-async def serve(app: FastAPI, *, expect_started: bool = True) -> AsyncIterator[Running]:
-    """Run ``app`` under uvicorn on a free loopback port, as a task of this loop."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="on", log_config=None,
-                            log_level="warning", proxy_headers=True,
-                            forwarded_allow_ips="127.0.0.1", timeout_graceful_shutdown=3)
-    server = uvicorn.Server(config)
-    task = asyncio.get_running_loop().create_task(_serve(server, sock))
-    deadline = time.monotonic() + 10
-    while not server.started and not task.done():
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        await asyncio.sleep(0.01)
-    if expect_started:
-        assert server.started, f"uvicorn exited: {task.result()!r}"
-    client = httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", trust_env=False, timeout=5)
-    running = Running(server, task, port, client)
-    try:
-        yield running
-    finally:
-        await client.aclose()
-        if not task.done():
-            await running.stop()
-        sock.close()
-
-
-async def poll(check: Any, timeout: float = 5.0, interval: float = 0.02) -> Any:
-    """Call ``check()`` until it returns something truthy."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = await check()
-        if result:
-            return result
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(interval)
 
 
 def make_app(registry: Registry, **options: Any) -> FastAPI:
@@ -132,46 +57,36 @@ class C:
     pass
 
 
-@pytest.fixture
-def sigterm() -> Iterator[list[int]]:
-    """Record SIGTERM instead of dying of it: uvicorn re-raises it after a graceful exit."""
-    received: list[int] = []
-    previous = signal.signal(signal.SIGTERM, lambda signum, frame: received.append(signum))
-    try:
-        yield received
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
 # -- lifespan ------------------------------------------------------------------
 
 
 async def test_background_start_is_live_at_once_and_ready_when_up() -> None:
     """With background=True the server answers during a slow start; ready turns 503 -> 200."""
     registry = Registry("slow")
+    gate = asyncio.Event()
 
     @registry.component
     async def slow() -> Slow:
-        await asyncio.sleep(1.0)
+        await gate.wait()
         return Slow()
 
-    t0 = time.monotonic()
     async with serve(make_app(registry, background=True)) as srv:
-        assert time.monotonic() - t0 < 0.8, "the server waited for the start"
         live = await srv.client.get("/health/live")
         assert live.status_code == 200
         assert live.json() == {"status": "alive"}
         ready = await srv.client.get("/health/ready")
         assert ready.status_code == 503
         assert ready.json()["status"] == "starting"
-        assert (await srv.client.get("/health/startup")).status_code == 503
+        startup = await srv.client.get("/health/startup")
+        assert startup.status_code == 503
+        assert startup.json() == {"name": "slow", "status": "starting", "phase": None}
+        gate.set()
 
         async def is_ready() -> httpx.Response | None:
             response = await srv.client.get("/health/ready")
             return response if response.status_code == 200 else None
 
         ready = await poll(is_ready)
-        assert time.monotonic() - t0 >= 0.9
         assert ready.json()["status"] == "ready"
         assert ready.json()["failed"] == []
         startup = await srv.client.get("/health/startup")
@@ -179,7 +94,6 @@ async def test_background_start_is_live_at_once_and_ready_when_up() -> None:
         report = startup.json()
         assert report["status"] == "ready"
         assert [c["name"] for c in report["components"]] == ["slow"]
-        assert report["components"][0]["duration_s"] >= 0.9
         assert srv.server.started
 
 
@@ -237,7 +151,9 @@ async def test_ready_reruns_checks_at_most_once_per_interval() -> None:
         if not state["healthy"]:
             raise ConnectionError("base is unreachable")
 
-    async with serve(make_app(registry, router={"check_interval": 0.3})) as srv:
+    app = make_app(registry, router={"check_interval": 3600})
+    app.include_router(health_router("/always", check_interval=0))  # its own cache: runs every time
+    async with serve(app) as srv:
         assert state["calls"] == 1  # at start
         responses = await asyncio.gather(*(srv.client.get("/health/ready") for _ in range(20)))
         assert {r.status_code for r in responses} == {200}
@@ -245,8 +161,7 @@ async def test_ready_reruns_checks_at_most_once_per_interval() -> None:
         await srv.client.get("/health/ready")
         assert state["calls"] == 2  # cached
         state["healthy"] = False
-        await asyncio.sleep(0.35)
-        ready = await srv.client.get("/health/ready")
+        ready = await srv.client.get("/always/ready")
         assert state["calls"] == 3
         assert ready.status_code == 503
         body = ready.json()
@@ -254,6 +169,7 @@ async def test_ready_reruns_checks_at_most_once_per_interval() -> None:
         assert body["failed"][0]["name"] == "base_ping"
         assert body["failed"][0]["critical"] is True
         assert "base is unreachable" in body["failed"][0]["error"]
+        assert (await srv.client.get("/health/ready")).status_code == 200  # its cache still holds
         assert (await srv.client.get("/health/live")).status_code == 200  # never the checks
 
 
@@ -276,18 +192,21 @@ async def test_failed_critical_start_exits_the_server_with_a_redacted_error(
     assert "hunter2" not in caplog.text
 
 
-async def test_failed_background_start_turns_probes_503_and_calls_on_failure() -> None:
+async def test_failed_background_start_turns_probes_503_and_calls_on_failure(
+        caplog: pytest.LogCaptureFixture) -> None:
     registry = Registry("late-failure")
     failures: list[BaseException] = []
+    gate = asyncio.Event()
 
     @registry.component
     async def base() -> Base:
-        await asyncio.sleep(0.2)
+        await gate.wait()
         raise ConnectionError("redis://:hunter2-secret@127.0.0.1:1 refused")
 
     app = make_app(registry, background=True, on_failure=failures.append)
     async with serve(app) as srv:
         assert (await srv.client.get("/health/live")).status_code == 200
+        gate.set()
 
         async def failed() -> bool:
             return bool(failures)
@@ -303,24 +222,38 @@ async def test_failed_background_start_turns_probes_503_and_calls_on_failure() -
             assert "hunter2" not in response.text
         assert type(failures[0]).__name__ == "StartupError"
         assert app.state.daybreak.status == "failed"
+        # A handler is there (pytest's): the failure goes to the logger, not to stderr.
+        assert "'late-failure' failed to start in the background; calling its on_failure hook" in caplog.text
+        assert "hunter2" not in caplog.text
+    # Until the process exits: still 503 once the lifespan has shut down.
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://app") as client:
+        assert (await client.get("/health/live")).status_code == 503
 
 
-async def test_failed_background_start_shuts_the_server_down(
-        sigterm: list[int], caplog: pytest.LogCaptureFixture) -> None:
-    """The default on_failure sends SIGTERM; uvicorn shuts down gracefully."""
-    registry = Registry("late-failure")
+@pytest.mark.parametrize("factory", ["fastapi_app", "starlette_app"])
+def test_failed_background_start_exits_uvicorn_with_status_3_and_says_why_on_stderr(factory: str) -> None:
+    """Nothing configured logging: the failure still reaches stderr, and the exit status is not 0."""
+    done = run_child([sys.executable, "-m", "uvicorn", "--factory", f"failing:{factory}",
+                      "--host", "127.0.0.1", "--port", "0", "--log-level", "warning"])
+    assert done.returncode == 3, done.stderr
+    assert "daybreak: 'late-failure' failed to start in the background; shutting the server down " \
+           "(exit status 3)" in done.stderr
+    assert "critical component 'base' failed" in done.stderr
+    assert "postgresql://app:***@127.0.0.1:1/app" in done.stderr
+    assert "hunter2" not in done.stderr + done.stdout
 
-    @registry.component
-    async def base() -> Base:
-        await asyncio.sleep(0.2)
-        raise RuntimeError("cannot start")
 
-    caplog.set_level(logging.ERROR, logger="daybreak.fastapi")
-    async with serve(make_app(registry, background=True)) as srv:
-        code = await asyncio.wait_for(asyncio.shield(srv.task), 10)
-    assert code == 0
-    assert sigterm == [signal.SIGTERM]  # handled by uvicorn, then re-raised to the previous handler
-    assert "failed to start in the background" in caplog.text
+@pytest.mark.slow
+def test_failed_background_start_stops_gunicorn_instead_of_rebooting_workers() -> None:
+    """Under gunicorn the worker exits 3 ("failed to boot"): gunicorn stops, the pod restarts."""
+    pytest.importorskip("gunicorn")
+    done = run_child([sys.executable, "-W", "ignore::DeprecationWarning", "-m", "gunicorn",
+                      "-k", "uvicorn.workers.UvicornWorker", "-w", "2", "--bind", "127.0.0.1:0", "--no-control-socket",
+                      "failing:fastapi_app()"])
+    assert done.returncode == 3, done.stderr
+    assert "Worker failed to boot" in done.stderr
+    assert done.stderr.count("failed to start in the background") <= 2  # one per worker, no reboots
+    assert "hunter2" not in done.stderr + done.stdout
 
 
 async def test_shutdown_stops_components_in_reverse_order() -> None:
@@ -376,90 +309,16 @@ async def test_shutdown_during_a_background_start_rolls_it_back() -> None:
             return events == ["start base"]
 
         await poll(base_started)
-        t0 = time.monotonic()
         assert await srv.stop() == 0
-        assert time.monotonic() - t0 < 3
     assert events == ["start base", "stop base"]
     assert app.state.daybreak.status == "failed"  # cancelled start
     assert [t for t in asyncio.all_tasks() if "daybreak: start" in t.get_name()] == []
 
 
-# -- route injection -----------------------------------------------------------
-
-
-class Greeter:
-    def __init__(self, word: str) -> None:
-        self.word = word
-
-
-class Missing:
-    pass
-
-
-def injection_app() -> FastAPI:
-    registry = Registry("injection")
-
-    @registry.component
-    def greeter() -> Greeter:
-        return Greeter("hello")
-
-    @registry.component(optional=True)
-    def missing() -> Missing:
-        raise Disabled("MISSING_URL is not set")
-
-    app = make_app(registry)
-
-    @app.get("/annotated")
-    async def annotated(greeter: Annotated[Greeter, Inject]) -> dict[str, str]:
-        return {"word": greeter.word}
-
-    @app.get("/depends")
-    async def depends(greeter: Greeter = component(Greeter)) -> dict[str, str]:  # noqa: B008
-        return {"word": greeter.word}
-
-    @app.get("/optional")
-    async def optional(missing: Annotated[Missing | None, Inject]) -> dict[str, bool]:
-        return {"missing": missing is None}
-
-    @app.get("/required")
-    async def required(missing: Annotated[Missing, Inject]) -> dict[str, str]:
-        raise AssertionError("unreachable")
-
-    @app.websocket("/ws")
-    async def ws(websocket: WebSocket, greeter: Annotated[Greeter, Inject]) -> None:
-        await websocket.accept()
-        await websocket.send_text(greeter.word)
-        await websocket.close()
-
-    return app
-
-
-async def test_route_injection_and_dependency_overrides() -> None:
-    app = injection_app()
-    assert provider(Greeter) is provider(Greeter)
-    async with serve(app) as srv:
-        assert (await srv.client.get("/annotated")).json() == {"word": "hello"}
-        assert (await srv.client.get("/depends")).json() == {"word": "hello"}
-        assert (await srv.client.get("/optional")).json() == {"missing": True}
-        required = await srv.client.get("/required")
-        assert required.status_code == 503
-        assert "disabled" in required.json()["detail"]
-        async with ws_connect(f"ws://127.0.0.1:{srv.port}/ws", proxy=None) as websocket:
-            assert await websocket.recv() == "hello"
-
-        app.dependency_overrides[provider(Greeter)] = lambda: Greeter("fake")
-        assert (await srv.client.get("/annotated")).json() == {"word": "fake"}
-        assert (await srv.client.get("/depends")).json() == {"word": "fake"}
-        async with ws_connect(f"ws://127.0.0.1:{srv.port}/ws", proxy=None) as websocket:
-            assert await websocket.recv() == "fake"
-        app.dependency_overrides.clear()
-        assert (await srv.client.get("/annotated")).json() == {"word": "hello"}
-
-
 # -- stacks --------------------------------------------------------------------
 
 
-async def test_stacks_endpoint_is_off_by_default_and_guarded_when_on() -> None:
+async def test_stacks_need_the_token_unless_loopback_is_trusted_and_not_forwarded() -> None:
     registry = Registry("stacks")
 
     @registry.component
@@ -469,32 +328,93 @@ async def test_stacks_endpoint_is_off_by_default_and_guarded_when_on() -> None:
     app = FastAPI(lifespan=lifespan(registry))
     app.include_router(health_router("/off"))
     app.include_router(health_router("/token", stacks=True, token="s3cret-token"))
-    app.include_router(health_router("/local", stacks=True))
-    remote = {"X-Forwarded-For": "203.0.113.7"}  # uvicorn trusts it from 127.0.0.1
-    async with serve(app) as srv:
+    app.include_router(health_router("/local", stacks=True, allow_loopback=True))
+    bearer = {"Authorization": "Bearer s3cret-token"}
+    # Behind a load balancer: uvicorn --proxy-headers --forwarded-allow-ips='*' rewrites the
+    # client address from X-Forwarded-For, so a stranger can claim to be 127.0.0.1.
+    spoofed = {"X-Forwarded-For": "127.0.0.1"}
+    async with serve(app, forwarded_allow_ips="*") as srv:
         assert (await srv.client.get("/off/stacks")).status_code == 404
 
-        local = await srv.client.get("/token/stacks")
-        assert local.status_code == 200
-        body = local.json()
+        anonymous = await srv.client.get("/token/stacks")  # loopback alone is not enough
+        assert anonymous.status_code == 401
+        assert anonymous.headers["www-authenticate"] == "Bearer"
+        assert (await srv.client.get("/token/stacks", headers={"Authorization": "Bearer nope"})).status_code == 401
+        assert (await srv.client.get("/token/stacks", headers={"Authorization": "s3cret-token"})).status_code == 401
+        in_url = await srv.client.get("/token/stacks?token=s3cret-token")
+        assert in_url.status_code == 400
+        assert "Authorization: Bearer" in in_url.json()["error"]
+        assert (await srv.client.get("/token/stacks?token=s3cret-token", headers=bearer)).status_code == 400
+        allowed = await srv.client.get("/token/stacks", headers={**bearer, "X-Forwarded-For": "203.0.113.7"})
+        assert allowed.status_code == 200
+        body = allowed.json()
         assert any(t["name"] == "MainThread" for t in body["threads"])
         assert body["tasks"] and all("frames" in t for t in body["tasks"])
 
-        denied = await srv.client.get("/token/stacks", headers=remote)
-        assert denied.status_code == 401
-        assert denied.headers["www-authenticate"] == "Bearer"
-        wrong = await srv.client.get("/token/stacks",
-                                     headers={**remote, "Authorization": "Bearer nope"})
-        assert wrong.status_code == 401
-        allowed = await srv.client.get("/token/stacks",
-                                       headers={**remote, "Authorization": "Bearer s3cret-token"})
-        assert allowed.status_code == 200
-        assert allowed.json()["threads"]
-
-        assert (await srv.client.get("/local/stacks")).status_code == 200
-        assert (await srv.client.get("/local/stacks", headers=remote)).status_code == 403
+        assert (await srv.client.get("/local/stacks")).status_code == 200  # the socket peer is loopback
+        for forwarded in (spoofed, {"Forwarded": "for=127.0.0.1"}, {"X-Real-IP": "127.0.0.1"},
+                          {"X-Forwarded-For": "203.0.113.7"}):
+            denied = await srv.client.get("/local/stacks", headers=forwarded)
+            assert denied.status_code == 403, forwarded
+            assert "not through a proxy" in denied.json()["error"]
         schema = (await srv.client.get("/openapi.json")).json()
         assert not any(path.endswith("/stacks") for path in schema["paths"])
+
+
+def test_stacks_without_a_token_or_loopback_trust_is_refused_at_once() -> None:
+    with pytest.raises(ValueError, match=r"stacks=True serves every thread's stack; pass token="):
+        health_router(stacks=True)
+    with pytest.raises(ValueError, match="empty bearer token"):
+        health_router(stacks=True, token="")
+
+
+def test_stacks_compare_the_token_in_constant_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    from daybreak import _health
+
+    compared: list[tuple[bytes, bytes]] = []
+    real = _health.hmac.compare_digest
+
+    def spy(a: bytes, b: bytes) -> bool:
+        compared.append((a, b))
+        return real(a, b)
+
+    monkeypatch.setattr(_health.hmac, "compare_digest", spy)
+    probes = _health.Probes(stacks=True, token="s3cret", allow_loopback=False, check_interval=1)
+    assert probes.stacks_denied(authorization="Bearer s3cret", query=(), peer="203.0.113.7", headers=()) is None
+    assert compared == [(b"s3cret", b"s3cret")]
+
+
+async def test_startup_report_is_rendered_once_after_start_and_once_after_stop(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """/health/startup is open to every prober: it must not build the report per request."""
+    registry = Registry("rendered")
+
+    @registry.component
+    def base() -> Base:
+        return Base()
+
+    renders: list[str] = []
+    real = daybreak.system.System.report
+
+    def counting(self: daybreak.system.System) -> Any:
+        renders.append(self.state.status)
+        return real(self)
+
+    monkeypatch.setattr(daybreak.system.System, "report", counting)
+    app = make_app(registry)
+    async with serve(app) as srv:
+        for _ in range(10):
+            response = await srv.client.get("/health/startup")
+            assert response.status_code == 200
+            assert response.headers["content-type"] == "application/json"
+            assert response.json()["status"] == "ready"
+    assert renders == ["ready"]
+    # The server stopped; the app still answers in-process, with the report of the stop.
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://app") as client:
+        for _ in range(3):
+            stopped = await client.get("/health/startup")
+            assert (stopped.status_code, stopped.json()["status"]) == (200, "stopped")
+    assert renders == ["ready", "stopped"]
 
 
 # -- memory and metrics ------------------------------------------------------------
@@ -551,10 +471,11 @@ async def test_health_memory_is_404_without_a_monitor_and_says_why() -> None:
 
 async def test_health_memory_is_503_while_the_monitor_is_starting() -> None:
     registry = Registry("later")
+    gate = asyncio.Event()
 
     @registry.component
     async def slow() -> Slow:
-        await asyncio.sleep(0.3)
+        await gate.wait()
         return Slow()
 
     @registry.component
@@ -566,6 +487,7 @@ async def test_health_memory_is_503_while_the_monitor_is_starting() -> None:
         pending = await srv.client.get("/health/memory")
         assert pending.status_code == 503
         assert pending.json()["status"] == "pending"
+        gate.set()
 
         async def up() -> httpx.Response | None:
             response = await srv.client.get("/health/memory")

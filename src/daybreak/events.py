@@ -72,11 +72,16 @@ _LEVELS = {"failed": logging.ERROR, "retrying": logging.WARNING, "degraded": log
 
 def level_of(kind: str) -> int:
     """The logging level the default listener uses for events of ``kind``."""
-    if kind in ("component.starting", "component.stopping"):
+    # check.passed: every readiness probe re-runs the checks; routine, not news.
+    if kind in ("component.starting", "component.stopping", "check.passed"):
         return logging.DEBUG
     return _LEVELS.get(kind.rpartition(".")[2], logging.INFO)
 
 
 def log_event(event: Event) -> None:
     """The default listener: one greppable line on the ``daybreak`` logger."""
+    # logging.config.fileConfig() disables every logger it does not name (Alembic's
+    # env.py calls it, often in the middle of a start): keep daybreak's events on.
+    # To silence them, set the logger's level instead.
+    logger.disabled = False
     logger.log(level_of(event.kind), "%s", event)

@@ -1,0 +1,105 @@
+"""Real servers for the web integration tests: uvicorn in this loop, or a server in a child process."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "web"
+
+
+@dataclass
+class Running:
+    server: Any
+    task: asyncio.Task[int | str | None]
+    port: int
+    client: httpx.AsyncClient
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def stop(self, timeout: float = 10.0) -> int | str | None:
+        self.server.should_exit = True
+        return await asyncio.wait_for(asyncio.shield(self.task), timeout)
+
+
+def loopback_socket() -> socket.socket:
+    """A listening-ready TCP socket on a free loopback port (bound, so no other test takes it)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    return sock
+
+
+async def _serve(server: Any, sock: socket.socket) -> int | str | None:
+    try:
+        await server.serve(sockets=[sock])
+    except SystemExit as exc:  # uvicorn's way to say "startup failed"
+        return exc.code
+    return 0
+
+
+@asynccontextmanager
+async def serve(app: Any, *, expect_started: bool = True, forwarded_allow_ips: str = "127.0.0.1",
+                ) -> AsyncIterator[Running]:
+    """Run the ASGI ``app`` under uvicorn on a free loopback port, as a task of this loop."""
+    import uvicorn
+
+    sock = loopback_socket()
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="on", log_config=None,
+                            log_level="warning", proxy_headers=True,
+                            forwarded_allow_ips=forwarded_allow_ips, timeout_graceful_shutdown=3)
+    server = uvicorn.Server(config)
+    task = asyncio.get_running_loop().create_task(_serve(server, sock))
+    await poll_until(lambda: server.started or task.done(), what="uvicorn to start")
+    if expect_started:
+        assert server.started, f"uvicorn exited: {task.result()!r}"
+    client = httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", trust_env=False, timeout=10)
+    running = Running(server, task, port, client)
+    try:
+        yield running
+    finally:
+        await client.aclose()
+        if not task.done():
+            await running.stop()
+        sock.close()
+
+
+async def poll_until(condition: Callable[[], object], *, what: str, timeout: float = 20.0) -> None:
+    """Wait for ``condition()`` (checked each loop turn, on the loop) with a generous deadline."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.01)
+
+
+async def poll(check: Callable[[], Awaitable[Any]], timeout: float = 20.0, interval: float = 0.02) -> Any:
+    """Await ``check()`` until it returns something truthy."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = await check()
+        if result:
+            return result
+        assert time.monotonic() < deadline, "condition not met in time"
+        await asyncio.sleep(interval)
+
+
+def run_child(argv: list[str], *, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """Run a server in a child process (cwd: tests/fixtures/web) and wait for it to exit."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}
+    env["PYTHONPATH"] = os.pathsep.join([str(FIXTURES), *sys.path])
+    return subprocess.run(argv, cwd=FIXTURES, env=env, capture_output=True, text=True,
+                          timeout=timeout, check=False)
