@@ -103,3 +103,54 @@ def run_child(argv: list[str], *, timeout: float = 60) -> subprocess.CompletedPr
     env["PYTHONPATH"] = os.pathsep.join([str(FIXTURES), *sys.path])
     return subprocess.run(argv, cwd=FIXTURES, env=env, capture_output=True, text=True,
                           timeout=timeout, check=False)
+
+
+class Base:
+    pass
+
+
+class Extra:
+    pass
+
+
+def gated_registry(name: str, gate: asyncio.Event) -> Any:
+    """A registry whose ``base`` starts when ``gate`` is set, beside an optional ``extra`` that fails."""
+    from daybreak import Registry
+
+    registry = Registry(name)
+
+    @registry.component
+    async def base() -> AsyncIterator[Base]:
+        await gate.wait()
+        yield Base()
+
+    @registry.component(optional=True)
+    def extra() -> Extra:
+        raise RuntimeError("the extra service is down")
+
+    return registry
+
+
+async def check_health_routes(client: httpx.AsyncClient, gate: asyncio.Event, name: str,
+                              prefix: str = "/health") -> None:
+    """The probes of a gated_registry(name) started in the background, before and after the gate opens."""
+    assert (await client.get(f"{prefix}/live")).json() == {"status": "alive"}
+    starting = await client.get(f"{prefix}/ready")
+    assert (starting.status_code, starting.json()["status"]) == (503, "starting")
+    summary = await client.get(f"{prefix}/startup")
+    assert (summary.status_code, summary.json()) == (503, {"name": name, "status": "starting", "phase": None})
+    gate.set()
+
+    async def ready() -> httpx.Response | None:
+        response = await client.get(f"{prefix}/ready")
+        return response if response.status_code == 200 else None
+
+    body = (await poll(ready)).json()
+    assert body["status"] == "degraded"
+    assert [f["name"] for f in body["failed"]] == ["extra"]
+    assert "the extra service is down" in body["failed"][0]["error"]
+    startup = await client.get(f"{prefix}/startup")
+    assert (startup.status_code, startup.json()["status"]) == (200, "degraded")
+    assert [c["name"] for c in startup.json()["components"]] == ["base", "extra"]
+    memory = await client.get(f"{prefix}/memory")
+    assert (memory.status_code, memory.json()["status"]) == (404, "absent")

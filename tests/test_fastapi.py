@@ -250,7 +250,9 @@ def test_failed_background_start_stops_gunicorn_instead_of_rebooting_workers() -
     done = run_child([sys.executable, "-W", "ignore::DeprecationWarning", "-m", "gunicorn",
                       "-k", "uvicorn.workers.UvicornWorker", "-w", "2", "--bind", "127.0.0.1:0", "--no-control-socket",
                       "failing:fastapi_app()"])
-    assert done.returncode == 3, done.stderr
+    # gunicorn halts with 3, or with 1 when two workers fail at once (its halt raises twice).
+    assert done.returncode in (1, 3), done.stderr
+    assert "exited with code 3" in done.stderr
     assert "Worker failed to boot" in done.stderr
     assert done.stderr.count("failed to start in the background") <= 2  # one per worker, no reboots
     assert "hunter2" not in done.stderr + done.stdout

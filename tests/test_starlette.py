@@ -20,33 +20,8 @@ from starlette.requests import Request  # noqa: E402
 from starlette.responses import JSONResponse  # noqa: E402
 from starlette.routing import Mount, Route  # noqa: E402
 
-from _servers import poll, serve  # noqa: E402
-from daybreak import Registry  # noqa: E402
+from _servers import Base, check_health_routes, gated_registry, serve  # noqa: E402
 from daybreak.starlette import health_routes, lifespan, metrics_route, system_of  # noqa: E402
-
-
-class Base:
-    pass
-
-
-class Optional_:
-    pass
-
-
-def registry(gate: asyncio.Event | None = None) -> Registry:
-    registry = Registry("plain")
-
-    @registry.component
-    async def base() -> Base:
-        if gate is not None:
-            await gate.wait()
-        return Base()
-
-    @registry.component(optional=True)
-    def extra() -> Optional_:
-        raise RuntimeError("the extra service is down")
-
-    return registry
 
 
 async def test_health_routes_on_a_plain_starlette_app() -> None:
@@ -55,31 +30,19 @@ async def test_health_routes_on_a_plain_starlette_app() -> None:
     async def base_route(request: Request) -> JSONResponse:
         return JSONResponse({"base": type(system_of(request)[Base]).__name__})
 
-    app = Starlette(lifespan=lifespan(registry(gate), background=True),
+    app = Starlette(lifespan=lifespan(gated_registry("plain", gate), background=True),
                     routes=[*health_routes(), Route("/base", base_route)])
     async with serve(app) as srv:
-        assert (await srv.client.get("/health/live")).json() == {"status": "alive"}
-        starting = await srv.client.get("/health/ready")
-        assert (starting.status_code, starting.json()["status"]) == (503, "starting")
-        gate.set()
-
-        async def ready() -> httpx.Response | None:
-            response = await srv.client.get("/health/ready")
-            return response if response.status_code == 200 else None
-
-        body = (await poll(ready)).json()
-        assert body["status"] == "degraded"
-        assert [f["name"] for f in body["failed"]] == ["extra"]
-        startup = await srv.client.get("/health/startup")
-        assert (startup.status_code, startup.json()["status"]) == (200, "degraded")
-        assert (await srv.client.get("/health/memory")).status_code == 404
+        await check_health_routes(srv.client, gate, "plain")
         assert (await srv.client.get("/base")).json() == {"base": "Base"}
         assert (await srv.client.get("/health/stacks")).status_code == 404  # off unless asked for
 
 
 async def test_health_routes_mount_under_any_prefix_with_metrics() -> None:
     pytest.importorskip("prometheus_client")
-    app = Starlette(lifespan=lifespan(registry()),
+    gate = asyncio.Event()
+    gate.set()
+    app = Starlette(lifespan=lifespan(gated_registry("plain", gate)),
                     routes=[Mount("/probes", routes=health_routes(prefix="", stacks=True, token="t0ken"))])
     metrics_route(app)
     async with serve(app) as srv:

@@ -97,8 +97,24 @@ def report_error(log: logging.Logger, message: str) -> None:
         print(message, file=sys.stderr, flush=True)
 
 
-def _exit_process(status: int) -> None:
+def exit_now(status: int) -> None:
+    """End the process with ``status`` from the lifespan itself (aiohttp lets SystemExit through)."""
     raise SystemExit(status)
+
+
+def exit_from_loop(status: int) -> None:
+    """End the process with ``status`` once the lifespan has returned (ASGI servers).
+
+    An ASGI server runs the lifespan in a task and catches what it raises, so
+    the exit comes from a loop callback: SystemExit there ends the server's
+    ``asyncio.run()`` (uvloop's at the end of its current turn). uvicorn
+    re-raises the SIGTERM that asked it to shut down once it has, under the
+    default action, which would end the process as "terminated" first: the
+    signal stays blocked from here on, pending, until the process exits.
+    """
+    if hasattr(signal, "pthread_sigmask"):  # not on Windows
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+    asyncio.get_running_loop().call_soon(exit_now, status)
 
 
 @asynccontextmanager
@@ -110,6 +126,7 @@ async def running(
     on_failure: FailureHook | None,
     log: logging.Logger,
     start_options: Mapping[str, Any],
+    end_process: Callable[[int], None] = exit_from_loop,
 ) -> AsyncIterator[System]:
     """Start ``registry`` for a server's lifespan, put it on ``state``, stop it afterwards.
 
@@ -117,8 +134,8 @@ async def running(
     fails: ``state.daybreak_error`` gets the redacted message (the probes turn
     503), the failure is reported (:func:`report_error`), and ``on_failure``
     is called. The default (``on_failure=None``) asks the server to shut
-    down (:func:`request_shutdown`) and, once the lifespan has stopped,
-    ends the process with :data:`FAILED_START_EXIT_STATUS`.
+    down (:func:`request_shutdown`) and, once the system has stopped, ends
+    the process with :data:`FAILED_START_EXIT_STATUS` through ``end_process``.
     """
     system = registry.start(**start_options)
     setattr(state, STATE_ATTR, system)
@@ -142,11 +159,7 @@ async def running(
         if on_failure is None and not task.cancelled() and task.result():
             log.debug("daybreak: exiting with status %d after the failed start of %r",
                       FAILED_START_EXIT_STATUS, system.name)
-            # SystemExit out of a loop callback ends the server's asyncio.run()
-            # (the lifespan itself runs in a task whose exceptions the server
-            # catches), so the process exits with this status: the server
-            # finished its graceful shutdown up to this lifespan.
-            asyncio.get_running_loop().call_soon(_exit_process, FAILED_START_EXIT_STATUS)
+            end_process(FAILED_START_EXIT_STATUS)
 
 
 async def _start_in_background(state: object, system: System, on_failure: FailureHook | None,
