@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import subprocess
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -80,3 +82,11 @@ def test_failed_background_start_exits_run_app_with_status_3() -> None:
     assert "daybreak: 'late-failure' failed to start in the background" in done.stderr
     assert "postgresql://app:***@127.0.0.1:1/app" in done.stderr
     assert "hunter2" not in done.stderr + done.stdout
+
+
+def test_importing_daybreak_aiohttp_does_not_import_aiohttp() -> None:
+    """aiohttp installs warning filters at import: daybreak.aiohttp imports it only when used."""
+    code = ("import sys, json, daybreak.aiohttp; "
+            "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] == 'aiohttp')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
+    assert json.loads(out.stdout) == []

@@ -18,21 +18,25 @@
   ``/health/stacks``), with the answers and options of
   :func:`daybreak.starlette.health_routes`.
 
-``import daybreak`` does not load aiohttp.
+``import daybreak`` does not load aiohttp, nor does importing this module:
+aiohttp is imported when :func:`cleanup_ctx` or :func:`health_routes` is
+called (importing aiohttp installs warning filters, a side effect that
+``daybreak imports`` would report against this module).
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import AsyncIterator, Callable
-from typing import TYPE_CHECKING, Any, Final
-
-from aiohttp import web
+from typing import TYPE_CHECKING, Any
 
 from daybreak import _health
 from daybreak._health import DEFAULT_CHECK_INTERVAL, FAILED_START_EXIT_STATUS, FailureHook
 
 if TYPE_CHECKING:
+    from aiohttp import web
+
     from daybreak.registry import Registry
     from daybreak.system import System
 
@@ -51,7 +55,11 @@ class _State:
         self.daybreak_error: str | None = None
 
 
-_STATE: Final = web.AppKey("daybreak", _State)
+@functools.cache
+def _key() -> web.AppKey[_State]:
+    from aiohttp import web
+
+    return web.AppKey("daybreak", _State)
 
 
 def cleanup_ctx(
@@ -74,8 +82,10 @@ def cleanup_ctx(
     :meth:`Registry.start`.
     """
 
+    key = _key()
+
     async def context(app: web.Application) -> AsyncIterator[None]:
-        state = app[_STATE] = _State()
+        state = app[key] = _State()
         async with _health.running(registry, state, background=background, on_failure=on_failure,
                                    log=logger, start_options=start_options, end_process=_health.exit_now):
             yield
@@ -84,7 +94,7 @@ def cleanup_ctx(
 
 
 def _state(request: web.Request) -> _State | None:
-    return request.config_dict.get(_STATE)
+    return request.config_dict.get(_key())
 
 
 def system_of(request: web.Request) -> System:
@@ -97,6 +107,8 @@ def system_of(request: web.Request) -> System:
 
 
 def _json(answer: tuple[int, dict[str, Any]], headers: dict[str, str] | None = None) -> web.Response:
+    from aiohttp import web
+
     return web.json_response(answer[1], status=answer[0], headers=headers)
 
 
@@ -117,6 +129,8 @@ def health_routes(
     check_interval: float = DEFAULT_CHECK_INTERVAL,
 ) -> list[web.RouteDef]:
     """The health endpoints, for ``app.add_routes(...)``; answers and options as in daybreak.starlette."""
+    from aiohttp import web
+
     probes = _health.Probes(stacks=stacks, token=token, allow_loopback=allow_loopback,
                             check_interval=check_interval)
 
