@@ -136,6 +136,7 @@ class TestCommands:
         assert report["verdict"] == "leak"
         sites = [s["where"] for s in report["sites"]]
         assert marker_line(str(APPS), "leaky-list") in sites
+        assert marker_line(str(APPS), "leaky-thread") in sites  # the Thread each start creates
         assert [t["name"] for t in report["threads"]] == ["poller"]
 
     def test_a_clean_lifespan_is_clean_over_20_cycles(self) -> None:
