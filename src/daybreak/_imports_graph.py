@@ -2,9 +2,10 @@
 
 Discovery never imports the target in the calling process: the package is
 found with ``importlib.machinery.PathFinder`` and walked with
-``pkgutil.iter_modules``. ``__main__`` modules are skipped: importing them runs
-the program. The graph comes from the modules' source (:func:`module_level_imports`),
-its cycles from :func:`find_cycles`; :func:`dependency_order` is the order the
+``pkgutil.iter_modules`` (plus folders without ``__init__.py``: namespace
+packages). ``__main__`` modules are skipped: importing them runs the program.
+The graph comes from the modules' source (:func:`module_level_imports`), its
+cycles from :func:`find_cycles`; :func:`dependency_order` is the order the
 one-pass child imports in, :func:`needing` what cannot be imported once a module
 hangs.
 """
@@ -12,6 +13,7 @@ hangs.
 from __future__ import annotations
 
 import ast
+import fnmatch
 import os
 import sys
 from collections import deque
@@ -25,11 +27,13 @@ __all__ = (
     "TargetNotFoundError",
     "dependency_order",
     "discover",
+    "excluded",
     "find_cycles",
     "interpreter_dirs",
     "module_level_imports",
     "name_and_path",
     "needing",
+    "roots_of",
     "search_path",
     "static_graph",
 )
@@ -52,6 +56,7 @@ class Target:
     name: str
     roots: tuple[str, ...]
     modules: tuple[Module, ...]
+    skipped: tuple[tuple[str, str], ...] = ()  # (folder or module, why)
 
 
 def name_and_path(target: str) -> tuple[str, list[str]]:
@@ -117,9 +122,43 @@ def _source_of(spec: ModuleSpec) -> str | None:
     return None
 
 
-def discover(name: str, search_path: list[str]) -> Target:
+def excluded(name: str, root: str, globs: Iterable[str]) -> str | None:
+    """The glob of ``globs`` that leaves module ``name`` out: one matching the dotted
+    name or one of its parts below ``root`` (``tests``, ``test_*``, ``conftest``)."""
+    parts = name[len(root) + 1 :].split(".") if name.startswith(root + ".") else []
+    for glob in globs:
+        if fnmatch.fnmatchcase(name, glob) or any(fnmatch.fnmatchcase(part, glob) for part in parts):
+            return glob
+    return None
+
+
+def _folders_without_init(paths: Iterable[str]) -> Iterator[tuple[str, str]]:
+    """(name, path) of the sub-folders of ``paths`` that hold Python files but no ``__init__.py``."""
+    for path in paths:
+        try:
+            entries = sorted(os.scandir(path), key=lambda e: e.name)
+        except OSError:
+            continue
+        for entry in entries:
+            if not entry.is_dir() or entry.name.startswith((".", "__")):
+                continue
+            if os.path.exists(os.path.join(entry.path, "__init__.py")):
+                continue  # a regular package: pkgutil lists it
+            if any(name.endswith(".py") for _, _, files in os.walk(entry.path) for name in files):
+                yield entry.name, entry.path
+
+
+def discover(name: str, search_path: list[str], exclude: Iterable[str] = ()) -> Target:
+    """Every module of ``name`` (found on ``search_path``), without importing any.
+
+    Folders without ``__init__.py`` that hold Python files are audited as
+    namespace packages (``pkgutil`` does not list them); one whose name is no
+    identifier cannot be imported and is skipped, with why, like the modules
+    ``exclude`` leaves out.
+    """
     import pkgutil
 
+    globs = tuple(exclude)
     spec = _find_spec(name, search_path)
     if spec is None:
         raise TargetNotFoundError(
@@ -133,20 +172,52 @@ def discover(name: str, search_path: list[str]) -> Target:
         return Target(name, roots, (Module(name, source, False),))
 
     modules = [Module(name, _source_of(spec), True)]
+    skipped: list[tuple[str, str]] = []
     pending: list[tuple[str, list[str]]] = [(name, list(locations))]
     while pending:
         package, paths = pending.pop()
-        for info in pkgutil.iter_modules(paths, prefix=package + "."):
-            if info.name.rpartition(".")[2] == "__main__":
+        # (name, is a package, folder of a namespace package)
+        found: list[tuple[str, bool, str | None]] = [
+            (info.name, info.ispkg, None) for info in pkgutil.iter_modules(paths, prefix=package + ".")
+        ]
+        for folder, path in _folders_without_init(paths):
+            if folder.isidentifier():
+                found.append((f"{package}.{folder}", True, path))
+            else:
+                skipped.append((path, "no __init__.py and not a module name: cannot be imported"))
+        for module, is_package, namespace in found:
+            if module.rpartition(".")[2] == "__main__":
                 continue  # importing it runs the program
-            sub = PathFinder.find_spec(info.name, paths)
+            glob = excluded(module, name, globs)
+            if glob is not None:
+                skipped.append((module, f"excluded ({glob})"))
+                continue
+            if namespace is not None:  # PathFinder would look for the parent in sys.modules
+                modules.append(Module(module, None, True))
+                pending.append((module, [namespace]))
+                continue
+            sub = PathFinder.find_spec(module, paths)
             if sub is None:
                 continue
-            modules.append(Module(info.name, _source_of(sub), info.ispkg))
-            if info.ispkg and sub.submodule_search_locations is not None:
-                pending.append((info.name, list(sub.submodule_search_locations)))
+            modules.append(Module(module, _source_of(sub), is_package))
+            if is_package and sub.submodule_search_locations is not None:
+                pending.append((module, list(sub.submodule_search_locations)))
     modules.sort(key=lambda m: m.name)
-    return Target(name, tuple(locations), tuple(modules))
+    return Target(name, tuple(locations), tuple(modules), tuple(sorted(skipped)))
+
+
+def roots_of(names: Iterable[str], search_path: list[str]) -> tuple[str, ...]:
+    """Directories (or files) of the first-party packages ``names``, for ``where``."""
+    roots: list[str] = []
+    for name in names:
+        spec = _find_spec(name, search_path)
+        if spec is None:
+            raise TargetNotFoundError(f"no first-party package named {name!r} (--package)", name=name)
+        if spec.submodule_search_locations is not None:
+            roots += spec.submodule_search_locations
+        elif spec.has_location and spec.origin is not None:
+            roots.append(spec.origin)
+    return tuple(roots)
 
 
 def search_path(extra: Iterable[str]) -> list[str]:

@@ -190,6 +190,7 @@ class ImportAudit:
     allowed: tuple[tuple[str, SideEffect], ...] = field(default=(), compare=False)
     timeout: float = field(default=10.0, compare=False)
     mode: Literal["one-pass", "isolate"] = field(default="one-pass", compare=False)
+    skipped: tuple[tuple[str, str], ...] = ()
 
     @property
     def verdict(self) -> Literal["clean", "dirty"]:
@@ -257,6 +258,7 @@ class ImportAudit:
             "errors": [e.to_dict() for e in self.errors],
             "slow": [{"module": m.name, "cumulative_s": _seconds(m.cumulative_s)} for m in self.slow],
             "causes": [cause.to_dict() for cause in self.causes],
+            "skipped": [{"path": path, "reason": reason} for path, reason in self.skipped],
         }
 
     def to_text(self, *, color: bool = False) -> str:
@@ -363,6 +365,11 @@ def _format_text(result: ImportAudit, *, color: bool) -> str:
             failed_with = [m.name for m in blocked if m.blocked_by == error.module]
             if failed_with:
                 lines.append(f"      also fails (needs it): {_names(failed_with)}")
+    if result.skipped:
+        lines += ["", paint(f"Not audited ({len(result.skipped)})", "1")]
+        lines += [f"  {_show_where(path)}  {reason}" for path, reason in result.skipped[:_SLOWEST]]
+        if len(result.skipped) > _SLOWEST:
+            lines.append(f"  ... ({len(result.skipped) - _SLOWEST} more in --json)")
     if result.slow:
         lines += ["", paint(f"Slow imports (over {result.timeout:g} s, still making progress: not hung)", "1")]
         lines += [f"  {(m.cumulative_s or 0.0) * 1e3:9.1f} ms  {m.name}" for m in result.slow]

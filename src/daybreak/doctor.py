@@ -26,7 +26,7 @@ from daybreak.errors import StartupError
 from daybreak.registry import Registry
 from daybreak.system import failed_stops
 
-__all__ = ["add_arguments", "diagnose", "run"]
+__all__ = ["DEFAULT_EXCLUDE", "add_arguments", "diagnose", "run"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -44,6 +44,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="cycles before measuring (default 2)")
     parser.add_argument("--allow", action="append", default=[], metavar="EVENT[:detail]",
                         help="an import side effect that is expected (repeatable)")
+    parser.add_argument("--imports-package", metavar="PKG", default=None,
+                        help="the package the import audit imports (default: the target's top-level package)")
+    parser.add_argument("--exclude", action="append", default=[], metavar="GLOB",
+                        help="modules the import audit leaves out, besides tests, test_* and conftest (repeatable)")
+    parser.add_argument("--package", action="append", default=[], metavar="NAME",
+                        help="another first-party package, for 'where' (repeatable; also [tool.daybreak] packages)")
     parser.add_argument("--skip", action="append", default=[], choices=("imports", "leaks"),
                         help="leave out a check (repeatable)")
     parser.add_argument("--strict", action="store_true", help="a degraded start is a failure")
@@ -65,20 +71,31 @@ async def _one_start(registry: Registry, timeout: float) -> dict[str, Any]:
     return system.report().to_dict()
 
 
+# Modules the import audit leaves out unless told otherwise: importing tests runs them.
+DEFAULT_EXCLUDE = ("tests", "test_*", "conftest")
+
+
 def diagnose(spec: str, *, timeout: float = 120.0, import_timeout: float = 10.0, cycles: int = 8,
              warmup: int = 2, allow: list[str] | None = None, skip: tuple[str, ...] = (),
-             strict: bool = False) -> dict[str, Any]:
-    """Run every check on the registry named by ``spec``; the combined report."""
+             strict: bool = False, imports_package: str | None = None, exclude: tuple[str, ...] = (),
+             packages: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Run every check on the registry named by ``spec``; the combined report.
+
+    The import audit covers ``imports_package`` (default: the target's
+    top-level package) less ``DEFAULT_EXCLUDE`` and ``exclude``.
+    """
     doc: dict[str, Any] = {"target": spec}
     failures: list[str] = []
     started = time.perf_counter()
     if "imports" not in skip:
-        from daybreak.imports import TargetNotFoundError, audit
+        from daybreak.imports import TargetNotFoundError, audit, configured_packages
 
         package, path = _package_of(spec)
         try:
-            imports = audit(package, allow=allow or (), timeout=import_timeout, path=path).to_dict()
-        except TargetNotFoundError as exc:
+            imports = audit(imports_package or package, allow=allow or (), timeout=import_timeout, path=path,
+                            exclude=(*DEFAULT_EXCLUDE, *exclude),
+                            packages=(*packages, *configured_packages())).to_dict()
+        except (TargetNotFoundError, ValueError) as exc:  # no such package, a bad pyproject.toml
             raise TargetError(str(exc)) from None
         doc["imports"] = imports
         if imports["verdict"] != "clean":
@@ -194,7 +211,8 @@ def run(args: argparse.Namespace) -> int:
     with app_output_to_stderr(args.json):  # stdout holds the JSON alone
         doc = diagnose(args.target, timeout=args.timeout, import_timeout=args.import_timeout,
                        cycles=args.cycles, warmup=args.warmup, allow=args.allow,
-                       skip=tuple(args.skip), strict=args.strict)
+                       skip=tuple(args.skip), strict=args.strict, imports_package=args.imports_package,
+                       exclude=tuple(args.exclude), packages=tuple(args.package))
     if args.json:
         sys.stdout.write(json.dumps(doc, indent=2, default=str) + "\n")
     else:

@@ -74,6 +74,7 @@ from daybreak._imports_graph import (
     find_cycles,
     module_level_imports,
     name_and_path,
+    roots_of,
     search_path,
     static_graph,
 )
@@ -99,6 +100,7 @@ __all__ = (
     "ThreadStack",
     "add_arguments",
     "audit",
+    "configured_packages",
     "find_cycles",
     "module_level_imports",
     "run",
@@ -140,6 +142,8 @@ def audit(
     isolate: bool = False,
     jobs: int | None = None,
     path: Sequence[str] = (),
+    packages: Sequence[str] = (),
+    exclude: Sequence[str] = (),
 ) -> ImportAudit:
     """Import every module of ``target`` in a fresh child process and report what it does.
 
@@ -155,6 +159,12 @@ def audit(
         isolate: One fresh child per module instead of one pass.
         jobs: With ``isolate``, child processes at a time (default ``os.cpu_count()``).
         path: Directories searched before ``sys.path``, here and in the children.
+        packages: Other first-party packages (a ``shared`` library, a test
+            framework): not audited, but their frames count as the project's
+            for ``where`` and "stuck at".
+        exclude: ``fnmatch`` globs of modules not to audit, matched against the
+            dotted name and each of its parts (``tests``, ``test_*``, ``conftest``);
+            they and the folders that cannot be imported are listed in ``skipped``.
 
     Raises:
         TargetNotFoundError: ``target`` cannot be found; nothing was imported.
@@ -174,16 +184,21 @@ def audit(
         raise ValueError(f"jobs must be at least 1, not {jobs!r}")
     if isinstance(path, str):
         path = (path,)
+    if isinstance(packages, str):
+        packages = (packages,)
+    if isinstance(exclude, str):
+        exclude = (exclude,)
     if not sys.executable:
         raise RuntimeError("daybreak imports needs sys.executable to start child interpreters")
 
     name, extra = name_and_path(target)
     children_path = search_path([*path, *extra])
-    found = discover(name, children_path)
+    found = discover(name, children_path, exclude)
+    roots = (*found.roots, *roots_of(packages, children_path))
     graph = static_graph(found)
 
     with tempfile.TemporaryDirectory(prefix="daybreak-imports-") as workdir:
-        runner = Runner(found, found.roots, children_path, float(timeout), workdir)
+        runner = Runner(found, roots, children_path, float(timeout), workdir)
         if isolate:
             outcomes, hangs = _isolated(runner, found, jobs)
         else:
@@ -246,6 +261,7 @@ def _result(
         allowed=tuple(allowed),
         timeout=timeout,
         mode="isolate" if isolate else "one-pass",
+        skipped=found.skipped,
     )
 
 
@@ -285,6 +301,50 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1: {text!r}")
     return value
+
+
+def add_scope_arguments(parser: argparse.ArgumentParser, package: str, exclude: str) -> None:
+    """The options that say what is first-party and what is left out (``imports`` and ``doctor``)."""
+    parser.add_argument(
+        package,
+        action="append",
+        default=[],
+        dest="package",
+        metavar="NAME",
+        help="another first-party package (its lines count as the project's for 'where' and 'stuck at'); "
+        "repeatable, added to [tool.daybreak] packages in pyproject.toml",
+    )
+    parser.add_argument(
+        exclude,
+        action="append",
+        default=[],
+        dest="exclude",
+        metavar="GLOB",
+        help="do not audit modules whose dotted name, or one of its parts, matches GLOB; repeatable",
+    )
+
+
+def configured_packages(start: str | None = None) -> list[str]:
+    """``[tool.daybreak] packages`` of the nearest ``pyproject.toml`` from ``start`` (the cwd) up."""
+    import tomllib
+
+    folder = os.path.abspath(start or os.getcwd())
+    while True:
+        candidate = os.path.join(folder, "pyproject.toml")
+        if os.path.isfile(candidate):
+            try:
+                with open(candidate, "rb") as file:
+                    config = tomllib.load(file)
+            except (OSError, tomllib.TOMLDecodeError) as exc:
+                raise ValueError(f"cannot read {candidate}: {exc}") from None
+            packages = config.get("tool", {}).get("daybreak", {}).get("packages", [])
+            if not (isinstance(packages, list) and all(isinstance(p, str) for p in packages)):
+                raise ValueError(f"{candidate}: [tool.daybreak] packages must be a list of package names")
+            return packages
+        parent = os.path.dirname(folder)
+        if parent == folder:
+            return []
+        folder = parent
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -329,6 +389,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="DIR",
         help="directory to search before sys.path (here and in the children); repeatable",
     )
+    add_scope_arguments(parser, "--package", "--exclude")
     parser.add_argument("--json", action="store_true", help="print the JSON report, and nothing else, on stdout")
     parser.add_argument("--junit", metavar="FILE", default=None, help="also write a JUnit XML report to FILE")
 
@@ -343,6 +404,8 @@ def run(args: argparse.Namespace) -> int:
             isolate=getattr(args, "isolate", False),
             jobs=getattr(args, "jobs", None),
             path=getattr(args, "path", None) or (),
+            packages=[*(getattr(args, "package", None) or ()), *configured_packages()],
+            exclude=getattr(args, "exclude", None) or (),
         )
     except (TargetNotFoundError, ValueError) as exc:
         print(f"daybreak imports: error: {exc}", file=sys.stderr)
