@@ -25,8 +25,10 @@ def wide_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 HANGS = '''
-import asyncio, time
+import asyncio, threading, time
 import pytest
+
+timers = set()
 
 @pytest.fixture
 def setup_hangs():
@@ -64,8 +66,11 @@ async def test_hangs_then_its_fixture_too(teardown_hangs):
     await asyncio.Event().wait()  # BOTH
 
 @pytest.mark.daybreak_hang_timeout(120)
-def test_after():
-    pass
+@pytest.mark.parametrize("n", range(3))
+def test_after(n):
+    # One timer thread for the whole session, however many tests and hangs.
+    timers.update(t for t in threading.enumerate() if t.name == "daybreak-hang-timer")
+    assert len(timers) == 1
 '''
 
 
@@ -75,11 +80,11 @@ def at(marker: str) -> str:
     return f"test_hang.py:{next(n for n, text in enumerate(lines, 1) if text.endswith(f'# {marker}'))}"
 
 
-def test_setup_call_and_teardown_are_timed_and_the_run_goes_on(pytester: pytest.Pytester) -> None:
+def test_setup_call_and_teardown_are_timed_by_one_thread_and_the_run_goes_on(pytester: pytest.Pytester) -> None:
     pytester.makeini("[pytest]\nasyncio_mode = auto\nasyncio_default_fixture_loop_scope = function\n")
     pytester.makepyfile(test_hang=HANGS)
     result = pytester.runpytest_subprocess(*RUN, "--daybreak-hang-timeout=0.5")
-    result.assert_outcomes(passed=2, failed=4, errors=3)  # test_async_teardown's call passed
+    result.assert_outcomes(passed=4, failed=4, errors=3)  # test_async_teardown's call passed
     out = result.stdout.str()
     result.stdout.fnmatch_lines([
         "*ERROR at setup of test_sync_setup*",
@@ -174,25 +179,33 @@ def test_own_alarm_reaches_its_handler():
     ])
 
 
-def test_one_timer_thread_for_the_session(pytester: pytest.Pytester) -> None:
-    pytester.makepyfile(test_many='''
-import threading
+def test_hang_timeout_under_anyio_names_the_task_group_child(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_anyio='''
+import anyio
 import pytest
 
-seen = set()
+@pytest.fixture
+def anyio_backend():
+    return "asyncio"
 
-@pytest.mark.parametrize("n", range(20))
-def test_trivial(n):
-    timers = [t for t in threading.enumerate() if t.name == "daybreak-hang-timer"]
-    assert len(timers) == 1
-    seen.add(timers[0].ident)
-    assert len(seen) == 1
+async def child():
+    await anyio.sleep_forever()  # CHILD
+
+@pytest.mark.anyio
+async def test_idle():
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(child)
+
+def test_after():
+    pass
 ''')
-    result = pytester.runpytest_subprocess(*RUN, "--daybreak-hang-timeout=30")
-    result.assert_outcomes(passed=20)
+    result = pytester.runpytest_subprocess(*RUN, "-p", "no:asyncio", "--daybreak-hang-timeout=0.5")
+    result.assert_outcomes(failed=1, passed=1)
+    result.stdout.fnmatch_lines(
+        ["FAILED test_anyio.py::test_idle - HangTimeout: test_anyio.py:9 in child (test, 0.5 s)"])
 
 
-def test_hang_timeout_on_trio_says_what_it_cannot_do_and_ends(pytester: pytest.Pytester) -> None:
+def test_hang_timeout_on_trio_dumps_its_tasks_says_what_it_cannot_do_and_ends(pytester: pytest.Pytester) -> None:
     pytest.importorskip("trio")
     pytester.makepyfile(test_trio='''
 import pytest
@@ -202,16 +215,22 @@ import trio
 def anyio_backend():
     return "trio"
 
+async def child():
+    await trio.sleep_forever()
+
 @pytest.mark.anyio
 async def test_idle():
-    await trio.sleep_forever()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(child)
 ''')
     result = pytester.runpytest_subprocess(*RUN, "-p", "no:asyncio", "--daybreak-hang-timeout=0.3")
     assert result.ret == 1
     err = result.stderr.str()
-    assert "the test runs on trio: daybreak shows the threads, not the await chains" in err
-    assert "hang dumps with await chains need asyncio" in err
-    assert "ending the test process" in err
+    assert "test stuck at test_trio.py:13 in test_idle after 0.3 s" in err
+    assert "--- trio task test_trio.child (child), waiting at test_trio.py:9" in err
+    assert "(the test runs on trio: daybreak cannot interrupt it, so the process ends" in err
+    assert ("daybreak: test_trio.py::test_idle: test still running past its hang timeout on trio, which "
+            "daybreak cannot interrupt; ending the test process") in err
 
 
 def test_marker_overrides_option_and_bad_values_are_usage_errors(pytester: pytest.Pytester) -> None:

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from daybreak.diagnostics import Frame, TaskStack, ThreadStack
     from daybreak.pytest_plugin import HangTimeout
 
-__all__ = ["PHASE_NAMES", "TIMER_NAME", "hang_dump"]
+__all__ = ["PHASE_NAMES", "TIMER_NAME", "hang_dump", "on_trio"]
 
 PHASE_NAMES = {"setup": "setup", "call": "test", "teardown": "teardown"}
 TIMER_NAME = "daybreak-hang-timer"
@@ -28,7 +28,7 @@ TIMER_NAME = "daybreak-hang-timer"
 # Top-level names under site-packages whose frames only drive the test.
 _RUNNER = frozenset({"_pytest", "pytest", "pluggy", "xdist", "execnet", "pytest_asyncio", "pytest_timeout.py"})
 _LIBRARY_DIRS = frozenset({"site-packages", "dist-packages"})
-_TRIO = "/trio/_core/"
+_TRIO_DIR = "/trio/"
 
 
 def hang_dump(when: str, seconds: float, rootdir: str, nodeid: str = "") -> HangTimeout:
@@ -49,7 +49,10 @@ def hang_dump(when: str, seconds: float, rootdir: str, nodeid: str = "") -> Hang
     idle = bool(main_tasks) and (not main_frames or _waits_in_loop(main_frames[-1]))
     chains = [list(t.frames) for t in main_tasks]
     order = [*chains, main_frames] if idle else [main_frames, *chains]
-    where = _first_project_frame([*order, *(t.frames for t in threads), *(t.frames for t in tasks)])
+    trio_tasks = _trio_tasks()
+    trio_tasks.sort(key=lambda task: _task_rank(task, test_file), reverse=True)
+    where = _first_project_frame([*order, *(t.frames for t in trio_tasks), *(t.frames for t in threads),
+                                  *(t.frames for t in tasks)])
 
     phase = PHASE_NAMES.get(when, when)
     rel = _relative(rootdir)
@@ -60,13 +63,15 @@ def hang_dump(when: str, seconds: float, rootdir: str, nodeid: str = "") -> Hang
     else:
         lines = [f"{phase} still running after {seconds:g} s (daybreak hang timeout)"]
         summary = lines[0]
-    if any(_TRIO in f.file.replace("\\", "/") for t in threads for f in t.frames):
-        lines.append("(the test runs on trio: daybreak shows the threads, not the await chains of trio's "
-                     "tasks, and cannot interrupt them; hang dumps with await chains need asyncio)")
+    if trio_tasks:
+        lines.append("(the test runs on trio: daybreak cannot interrupt it, so the process ends; "
+                     "a hang timeout that fails the test and goes on needs asyncio)")
     for thread in threads:
         lines.extend(_thread_lines(thread, main, rel))
     for task in [*main_tasks, *(t for t in tasks if t not in main_tasks)]:
-        lines.extend(_task_lines(task, rel))
+        lines.extend(_task_lines(task, "asyncio", rel))
+    for task in trio_tasks:
+        lines.extend(_task_lines(task, "trio", rel))
     return HangTimeout("\n".join(lines), (where.file, where.line) if where is not None else None, summary)
 
 
@@ -92,6 +97,30 @@ def _tasks(main: int | None) -> tuple[list[TaskStack], list[TaskStack]]:
         if getattr(loop, "_thread_id", None) == main:
             in_main.extend(stacks)
     return every, in_main
+
+
+def on_trio() -> bool:
+    """Whether trio runs tasks in this process (anyio's trio backend)."""
+    return bool(_trio_tasks())
+
+
+def _trio_tasks() -> list[TaskStack]:
+    """The await chains of trio's tasks, found as asyncio's loops are (trio keeps no list either)."""
+    if "trio" not in sys.modules:
+        return []
+    import trio
+
+    from daybreak.diagnostics import TaskStack, await_chain
+
+    stacks = []
+    for task in [o for o in gc.get_objects() if isinstance(o, trio.lowlevel.Task)]:
+        coro = task.coro
+        if getattr(coro, "cr_frame", None) is None:  # finished
+            continue
+        frames = tuple(await_chain(coro))
+        if not all(_TRIO_DIR in f.file.replace("\\", "/") for f in frames):  # not one of trio's own
+            stacks.append(TaskStack(task.name, getattr(coro, "__qualname__", type(coro).__name__), frames))
+    return stacks
 
 
 def _awaited_in(ident: int | None) -> str | None:
@@ -148,11 +177,11 @@ def _thread_lines(thread: ThreadStack, main: int | None, rel: Any) -> list[str]:
     return [head, *_frame_lines(thread.frames, rel)]
 
 
-def _task_lines(task: TaskStack, rel: Any) -> list[str]:
+def _task_lines(task: TaskStack, kind: str, rel: Any) -> list[str]:
     from daybreak.diagnostics import innermost_project_frame
 
     where = innermost_project_frame(task.frames)
-    head = f"\n--- asyncio task {task.name} ({task.coro})" + (
+    head = f"\n--- {kind} task {task.name} ({task.coro})" + (
         f", waiting at {rel(where.file)}:{where.line}" if where else "")
     return [head, *_frame_lines(task.frames, rel)]
 

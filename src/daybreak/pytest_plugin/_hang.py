@@ -26,7 +26,7 @@ from typing import Any
 
 import pytest
 
-from daybreak.pytest_plugin._dump import PHASE_NAMES, TIMER_NAME, hang_dump
+from daybreak.pytest_plugin._dump import PHASE_NAMES, TIMER_NAME, hang_dump, on_trio
 
 __all__ = ["HangWatch"]
 
@@ -42,6 +42,7 @@ class _Phase:
     error: BaseException | None = None  # set by the timer once it has taken the dump
     raised: bool = False
     grace_deadline: float = math.inf
+    why: str = ""  # why it still runs, should the process have to end
 
 
 class HangWatch:
@@ -116,11 +117,17 @@ class HangWatch:
         if self._phase is not phase:
             return
         phase.error = error
-        phase.grace_deadline = time.monotonic() + min(phase.seconds, MAX_GRACE)
-        if self._signum is not None:
+        if self._signum is None:
+            phase.why, phase.grace_deadline = "past its hang timeout (this platform cannot interrupt it)", 0.0
+        elif on_trio():
+            # Raised in the main thread, it would leave trio's run waiting for a task that never ends.
+            phase.why, phase.grace_deadline = "past its hang timeout on trio, which daybreak cannot interrupt", 0.0
+        else:
+            grace = min(phase.seconds, MAX_GRACE)
+            phase.why = (f"{grace:g} s after its hang timeout interrupted it "
+                         "(does it catch BaseException, or wait in C code?)")
+            phase.grace_deadline = time.monotonic() + grace
             signal.pthread_kill(self._main or 0, self._signum)
-        else:  # no way to interrupt the main thread on this platform
-            phase.grace_deadline = 0.0
 
     def _give_up(self, phase: _Phase) -> None:
         capture = self._config.pluginmanager.getplugin("capturemanager")
@@ -128,12 +135,7 @@ class HangWatch:
             if capture is not None:
                 capture.suspend_global_capture(in_=True)
             dump = hang_dump(phase.when, phase.seconds, str(self._config.rootpath), phase.nodeid).dump
-            if self._signum is None:
-                why = "past its hang timeout, and this platform cannot interrupt the main thread"
-            else:
-                why = (f"{min(phase.seconds, MAX_GRACE):g} s after its hang timeout interrupted it "
-                       "(does it catch BaseException, or wait in C code?)")
-            message = (f"daybreak: {phase.nodeid}: {PHASE_NAMES[phase.when]} still running {why}; "
+            message = (f"daybreak: {phase.nodeid}: {PHASE_NAMES[phase.when]} still running {phase.why}; "
                        "ending the test process")
             os.write(2, f"\n{dump}\n\n{message}\n".encode(errors="replace"))
         finally:
