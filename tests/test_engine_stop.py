@@ -179,3 +179,32 @@ async def test_a_hung_sync_check_runs_once_at_a_time_and_is_reported_hung() -> N
             assert len(calls) == 3
     finally:
         release.set()
+
+
+async def test_a_sync_check_still_within_its_timeout_answers_its_last_result() -> None:
+    registry = Registry("slow-check")
+    entered = threading.Event()
+    release = threading.Event()
+    calls: list[int] = []
+
+    @registry.component
+    def database() -> Database:
+        return Database()
+
+    @database.check(timeout=60)
+    def ping(db: Database) -> None:
+        calls.append(1)
+        if len(calls) > 1:
+            entered.set()
+            release.wait()
+
+    try:
+        async with registry.start() as system:
+            slow = asyncio.ensure_future(system.check())
+            await asyncio.to_thread(entered.wait)
+            meanwhile = await system.check()  # a second probe while the first still runs
+            assert meanwhile[0]["status"] == "passed" and len(calls) == 2
+            release.set()
+            assert (await slow)[0]["status"] == "passed"
+    finally:
+        release.set()

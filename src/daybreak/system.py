@@ -1035,6 +1035,10 @@ class System:
                 # One instance of a check at a time: a thread cannot be cancelled, and
                 # a thread per readiness probe would pile up for ever.
                 self._check_threads[(i, k)] = running
+                timeout = pc.check.timeout
+                if (timeout is not None and time.perf_counter() - running[1] < timeout
+                        and (step.name, str(pc.check.name)) in self._validation):
+                    continue  # a run still within its timeout: the last result stands
                 error = _still_running(*running)
             else:
                 try:
