@@ -1,34 +1,44 @@
 """The engine: start a plan concurrently, stop it in reverse, diagnose what hangs.
 
-Every task the engine creates has an owner that waits for it (Trio's rule):
-a step's task belongs to the runner of its graph walk, and the runner
-returns only when all of its tasks have finished.
+A :class:`System` runs one step's life here (start, retries, checks, stop)
+and keeps the state and the report; the graph walk that schedules the steps
+is :mod:`daybreak._walk`, their timeouts :mod:`daybreak._timeouts`, and the
+texts of failures that are not plain exceptions :mod:`daybreak._failures`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import contextvars
-import heapq
 import inspect
 import logging
 import random
-import re
-import sys
 import threading
 import time
-import typing
 import warnings
 import weakref
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping, Sequence
 from types import CodeType, CoroutineType, TracebackType
 from typing import Any, Literal, TypeVar, cast, overload
 
+from daybreak._failures import CANCELLED_ITSELF, exit_message, returned_none, still_running
 from daybreak._introspect import code_of, type_name
 from daybreak._redact import Redactor
 from daybreak._resume import resume
+from daybreak._timeouts import (
+    HANG,
+    Deadlines,
+    StepTask,
+    StepTimeout,
+    cancel_quietly,
+    hang_of,
+    late_timeout,
+    own_timeout,
+    propagates,
+    this_task,
+)
+from daybreak._walk import walk
 from daybreak.diagnostics import (
     LoopWatchdog,
     Snapshot,
@@ -37,7 +47,7 @@ from daybreak.diagnostics import (
     leftovers_since,
     thread_stacks,
 )
-from daybreak.diagnostics.frames import Frame, frames_of
+from daybreak.diagnostics.frames import Frame
 from daybreak.errors import Disabled, StartupError, UsageError, text_of
 from daybreak.events import Event, Listener, level_of, log_event, logger
 from daybreak.plan import Plan, Step
@@ -55,39 +65,6 @@ current_component: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "daybreak_component", default=None)
 
 _MAX_BACKOFF = 5.0
-# Exceptions that are not a step's failure: they unwind the whole start or stop.
-_INTERRUPTS = (KeyboardInterrupt, SystemExit)
-_ROLLBACK_GRACE = 5.0
-
-
-class _Timeout(Exception):
-    """A step exceeded its timeout; ``hang`` was captured before cancelling it.
-
-    ``late_s`` is set when the step swallowed that cancellation and finished
-    anyway, that many seconds after its deadline: a value that came too late.
-    """
-
-    def __init__(self, seconds: float, hang: dict[str, Any], late_s: float | None = None) -> None:
-        super().__init__(f"did not finish within {seconds:g} s")
-        self.seconds = seconds
-        self.hang = hang
-        self.late_s = late_s
-
-    def message(self, what: str, option: str) -> str:
-        """``did not <what> within S s (<option>=S)``, and how it ignored the cancellation."""
-        text = f"did not {what} within {self.seconds:g} s ({option}={self.seconds:g})"
-        if self.late_s is not None:
-            text += (f"; it ignored the cancellation (an except that swallows CancelledError?) "
-                     f"and finished {self.late_s:.3g} s after its deadline")
-        return text
-
-
-def _late(task: asyncio.Task[Any] | None, entry: list[Any], timeout: float) -> _Timeout:
-    """The step of ``task`` finished although its deadline (``entry``) cancelled it."""
-    loop = asyncio.get_running_loop()
-    if task is not None:
-        task.uncancel()  # the deadline's cancellation, which the step swallowed
-    return _Timeout(timeout, entry[_HANG], max(0.0, loop.time() - entry[0]))
 
 
 class ComponentState:
@@ -204,7 +181,7 @@ class System:
         self._chatty = True
         # A provider's step, for its value: one dict, not an object per edge.
         self._position = {s.component: s.position for s in self._steps}
-        self._deadlines = _Deadlines(self._capture_hang)
+        self._deadlines = Deadlines(self._capture_hang)
 
     # -- access ------------------------------------------------------------
     @overload
@@ -422,118 +399,10 @@ class System:
     async def _walk(self, preds: list[int], targets: list[int], start: list[int],
                     run: Callable[[int], Coroutine[Any, Any, None] | None], priority: Sequence[int],
                     abort: Callable[[], bool]) -> None:
-        """Run ``run(i)`` for every node once all of its predecessors finished.
-
-        Nodes are steps (0..n-1) and phase gates (n..); ``preds[i]`` counts what
-        node ``i`` waits for, ``targets[start[i]:start[i + 1]]`` is what waits
-        for it (rows, as :data:`daybreak.plan.Edges`). ``run`` returns the
-        coroutine of a step, or None when the node finished at once. Ready
-        nodes start in ``priority`` order (distinct ints).
-
-        Steps run in worker tasks, not a task each: most steps of a large plan
-        never wait, and a worker runs them one after the other in a single turn
-        of the loop. A step that waits keeps its worker to itself (whatever its
-        code learnt from ``asyncio.current_task()``, ``asyncio.timeout`` for
-        one, stays true) and a fresh worker takes over the queue. Each step
-        runs in a copy of the context, as it would in a task of its own.
-        """
-        loop = asyncio.get_running_loop()
-        remaining = list(preds)
-        low = min(priority, default=0)
-        node_at = [0] * (max(priority, default=0) - low + 1)
-        for i, p in enumerate(priority):
-            node_at[p - low] = i
-        ready = [priority[i] for i, r in enumerate(remaining) if r == 0]
-        heapq.heapify(ready)
-        left = len(remaining)
-        running = self._running_tasks = {}  # worker -> the step that waits in it
-        workers: set[_StepTask] = set()  # every worker not finished
-        free = 0  # workers that take from the queue (not waiting with a step)
-        # Steps that finished as they started: what waits for them is released
-        # once the ready batch has been taken, so that what was ready together
-        # starts together, as with a task per step.
-        early: list[int] = []
-        wake: asyncio.Future[None] = loop.create_future()
-        limit = self._limit
-        capture = self._capture_hang
-
-        def finished(i: int) -> None:
-            nonlocal left
-            left -= 1
-            for j in targets[start[i]:start[i + 1]]:
-                r = remaining[j] - 1
-                remaining[j] = r
-                if r == 0:
-                    heapq.heappush(ready, priority[j])
-
-        def take() -> int | None:
-            while True:
-                if ready and (limit is None or len(running) + len(early) < limit) and not abort():
-                    return node_at[heapq.heappop(ready) - low]
-                if not early:
-                    return None
-                for i in early:
-                    finished(i)
-                early.clear()
-
-        def spawn_if_needed() -> None:
-            # Work waits, there is room for it, and no worker takes it.
-            nonlocal free
-            if (ready or early) and not free and not abort() and (limit is None or len(running) < limit):
-                task = _StepTask(worker(), loop=loop)
-                task.capture = capture
-                workers.add(task)
-                free += 1
-
-        async def worker() -> None:
-            nonlocal free
-            task = cast("_StepTask", asyncio.current_task())
-            try:
-                while (i := take()) is not None:
-                    work = run(i)
-                    if work is None:
-                        finished(i)
-                        continue
-                    task.step, task.hang = i, None
-                    context = contextvars.copy_context()
-                    try:
-                        pending = context.run(work.send, None)
-                    except StopIteration:
-                        early.append(i)
-                        continue
-                    except BaseException:  # what the step lets through (a cancellation): done all the same
-                        finished(i)
-                        raise
-                    running[task] = i
-                    free -= 1
-                    # Named for the step it now waits with: that is what a hang report shows.
-                    task.set_name(f"daybreak:{self._steps[i].name}")
-                    spawn_if_needed()
-                    try:
-                        await resume(work, pending, context)
-                    finally:
-                        del running[task]
-                        free += 1
-                        finished(i)
-                    if task.cancelling():  # a cancellation its step swallowed: retire with it
-                        break
-            finally:
-                free -= 1
-                workers.discard(task)
-                spawn_if_needed()
-                if (left == 0 or abort() or not (running or free)) and not wake.done():
-                    wake.set_result(None)
-
-        spawn_if_needed()
-        if not free:  # nothing to start at all
-            wake.set_result(None)
-        try:
-            await wake
-        finally:
-            if workers:
-                for task in workers:
-                    _cancel_quietly(task)
-                await asyncio.wait(workers, timeout=_ROLLBACK_GRACE)
+        running: dict[asyncio.Task[Any], int] = {}
+        self._running_tasks = running  # the steps waiting now, for a timeout of the start or hurry()
+        await walk(preds, targets, start, run, priority, abort, limit=self._limit, steps=self._steps,
+                   capture=self._capture_hang, running=running)
 
     async def _walk_start(self) -> None:
         n, targets, start, indeg = self.plan.edges
@@ -669,7 +538,7 @@ class System:
             for attempt in range(1, attempts + 1):
                 cs.attempts = attempt
                 entry = None
-                if isinstance(task, _StepTask):  # an earlier attempt's: the report shows the last one's
+                if isinstance(task, StepTask):  # an earlier attempt's: the report shows the last one's
                     task.hang = cs.hang = None
                 try:
                     try:
@@ -682,12 +551,12 @@ class System:
                             except StopIteration as finished:
                                 self._values[i] = finished.value
                             else:
-                                task = task or _this_task()
+                                task = task or this_task()
                                 if timeout is not None:
                                     entry = deadlines.add(timeout, i, task)
                                 self._values[i] = await resume(work, pending)
                         else:
-                            task = task or _this_task()
+                            task = task or this_task()
                             if timeout is not None:
                                 entry = deadlines.add(timeout, i, task)
                             if work is None:
@@ -695,13 +564,13 @@ class System:
                             else:  # a callable marked as a coroutine function
                                 self._values[i] = await work
                     except asyncio.CancelledError:
-                        if (entry is not None and entry[_HANG] is not None
+                        if (entry is not None and entry[HANG] is not None
                                 and cast("asyncio.Task[Any]", task).uncancel() == 0):
-                            raise _Timeout(cast("float", timeout), entry[_HANG]) from None
+                            raise StepTimeout(cast("float", timeout), entry[HANG]) from None
                         raise
                     else:
-                        if entry is not None and entry[_HANG] is not None:
-                            raise _late(task, entry, cast("float", timeout))
+                        if entry is not None and entry[HANG] is not None:
+                            raise late_timeout(task, entry, cast("float", timeout))
                     finally:
                         if entry is not None:
                             deadlines.cancel(entry)
@@ -712,30 +581,30 @@ class System:
                     cs.duration_s = self._now() - cs.start_s
                     self._emit("component.disabled", i, error=cs.reason)
                     return
-                except _Timeout as exc:
+                except StepTimeout as exc:
                     cs.hang = exc.hang
                     error = ErrorInfo("TimeoutError", exc.message("start", "timeout"), exc.hang.get("where"))
                     if self._stoppers[i] is not None:  # what came too late is not kept
                         await self._stop_step(i, after_check=True)
                 except SystemExit as exc:  # sys.exit() in a factory: its failure, not a success
                     error = self._error_info(exc)
-                    error = ErrorInfo(error.type, _exit_message(exc), error.where)
+                    error = ErrorInfo(error.type, exit_message(exc), error.where)
                     if exc.code is not None:  # an explicit code: exit with it, once rolled back
                         self._exit = exc
                     break
                 except BaseException as exc:  # any other BaseException is this step's failure too
-                    if _propagates(exc):
+                    if propagates(exc):
                         raise
                     error = self._error_info(exc)
-                    hang = _hang_of(task) if isinstance(exc, TimeoutError) else None
+                    hang = hang_of(task) if isinstance(exc, TimeoutError) else None
                     if hang is not None:  # its own timeout cancelled it: show where it hung
                         cs.hang = hang
-                        error = _own_timeout(error, hang)
+                        error = own_timeout(error, hang)
                 else:
                     error = None
                     break
                 if attempt < attempts:
-                    task = task or _this_task()
+                    task = task or this_task()
                     delay = min(c.backoff * 2 ** (attempt - 1), _MAX_BACKOFF) * random.uniform(0.75, 1.25)
                     cs.error = error  # while it waits to retry: why (the live display shows it)
                     self._emit("component.retrying", i, attempt=attempt, error=str(error))
@@ -743,9 +612,9 @@ class System:
             if error is None and c.wrapper is not None:  # an override by daybreak.wrap()
                 error = await self._wrap(i, c.wrapper)
             if error is None and self._values[i] is None and step.provides is not None:
-                error = _returned_none(step)
+                error = returned_none(step)
             if error is None and step.checks:
-                task = task or _this_task()
+                task = task or this_task()
                 error = await self._run_checks(i)
             if error is not None and self._stoppers[i] is not None:
                 await self._stop_step(i, after_check=True)
@@ -783,7 +652,7 @@ class System:
             if inspect.isawaitable(value):
                 value = await value
         except BaseException as exc:
-            if _propagates(exc):
+            if propagates(exc):
                 raise
             error = self._error_info(exc)
             return ErrorInfo(error.type, f"its override's wrap() failed: {error.message}", error.where)
@@ -863,7 +732,7 @@ class System:
         except Exception:
             where = None
         if isinstance(exc, asyncio.CancelledError) and not message:
-            message = _CANCELLED_ITSELF
+            message = CANCELLED_ITSELF
         return ErrorInfo(type(exc).__name__, message, where)
 
     async def _invoke(self, i: int, kwargs: dict[str, Any]) -> None:
@@ -950,13 +819,13 @@ class System:
         try:
             result = await work
         except asyncio.CancelledError:
-            if entry[_HANG] is not None and task.uncancel() == 0:
-                raise _Timeout(timeout, entry[_HANG]) from None
+            if entry[HANG] is not None and task.uncancel() == 0:
+                raise StepTimeout(timeout, entry[HANG]) from None
             raise
         finally:
             self._deadlines.cancel(entry)
-        if entry[_HANG] is not None:
-            raise _late(task, entry, timeout)
+        if entry[HANG] is not None:
+            raise late_timeout(task, entry, timeout)
         return result
 
     def _capture_hang(self, i: int, task: asyncio.Task[Any]) -> dict[str, Any]:
@@ -1002,7 +871,7 @@ class System:
                         cs.duration_s = self._now() - cs.start_s
                     self._emit("component.failed", i, error=str(cs.error), where=cs.error.where)
         for task in list(self._running_tasks):
-            _cancel_quietly(task)
+            cancel_quietly(task)
 
     # -- checks and validators --------------------------------------------
     def _record_validation(self, step: Step, kind: str, name: str, status: str, duration: float,
@@ -1039,7 +908,7 @@ class System:
                 if (timeout is not None and time.perf_counter() - running[1] < timeout
                         and (step.name, str(pc.check.name)) in self._validation):
                     continue  # a run still within its timeout: the last result stands
-                error = _still_running(*running)
+                error = still_running(*running)
             else:
                 try:
                     if in_thread:
@@ -1051,12 +920,12 @@ class System:
                         result = fn(**kwargs)
                     if inspect.isawaitable(result):
                         await self._with_timeout(i, pc.check.timeout, result)
-                except _Timeout as exc:
+                except StepTimeout as exc:
                     error = ErrorInfo("TimeoutError", exc.message("finish", "check timeout"),
                                       exc.hang.get("where"))
                     self._cstate[i].hang = exc.hang
                 except BaseException as exc:
-                    if _propagates(exc):
+                    if propagates(exc):
                         raise
                     error = self._error_info(exc)
             status = "failed" if error else "passed"
@@ -1112,14 +981,14 @@ class System:
         blocking = step.component.blocking
         try:
             await self._with_timeout(i, step.stop_timeout, self._run_stopper(i, kind, obj, blocking))
-        except _Timeout as exc:
+        except StepTimeout as exc:
             cs.stop_hang = exc.hang
             cs.stop_error = ErrorInfo("TimeoutError", exc.message("stop", "stop_timeout"),
                                       exc.hang.get("where"))
         except BaseException as exc:
-            if _propagates(exc):
+            if propagates(exc):
                 if isinstance(exc, asyncio.CancelledError):  # hurried (a second signal): cut short
-                    hang = _hang_of(asyncio.current_task())
+                    hang = hang_of(asyncio.current_task())
                     cs.stop_hang = hang
                     cs.stop_error = ErrorInfo("CancelledError", "cut short: cancelled before it finished "
                                               "(interrupted again while stopping)",
@@ -1127,10 +996,10 @@ class System:
                     self._stop_ended(i, t0, was_up)
                 raise
             cs.stop_error = self._error_info(exc)
-            hang = _hang_of(asyncio.current_task()) if isinstance(exc, TimeoutError) else None
+            hang = hang_of(asyncio.current_task()) if isinstance(exc, TimeoutError) else None
             if hang is not None:
                 cs.stop_hang = hang
-                cs.stop_error = _own_timeout(cs.stop_error, hang)
+                cs.stop_error = own_timeout(cs.stop_error, hang)
         self._stop_ended(i, t0, was_up)
 
     def _stop_ended(self, i: int, t0: float, was_up: bool) -> None:
@@ -1156,7 +1025,7 @@ class System:
         if self.state.status != "stopping":
             return
         for task in list(self._running_tasks):
-            task.cancel()  # a step's task records where it was first (_StepTask)
+            task.cancel()  # a step's task records where it was first (StepTask)
 
     async def _run_stopper(self, i: int, kind: str, obj: Any, blocking: bool) -> None:
         name = self._steps[i].name
@@ -1293,114 +1162,6 @@ class System:
         return f"<System {self.name!r} {self.state.status}>"
 
 
-# An entry of _Deadlines: [when, task (None once cancelled or fired), step, hang].
-_TASK, _HANG = 1, 3
-
-
-class _Deadlines:
-    """Many timeouts on one timer: a queue of deadlines per timeout value.
-
-    Starting thousands of steps, a ``TimerHandle`` per step and its
-    cancellation cost more than the steps themselves. Deadlines of one timeout
-    value come in the order they end (the loop's clock only goes forward), so
-    each queue is sorted by construction and the timer waits for the earliest
-    head. When one fires, ``capture(step, task)`` records where the task is
-    stuck (the entry's hang) before the task is cancelled.
-    """
-
-    __slots__ = ("_capture", "_handle", "_live", "_queues", "_when", "loop")
-
-    def __init__(self, capture: Callable[[int, asyncio.Task[Any]], dict[str, Any]]) -> None:
-        self.loop: asyncio.AbstractEventLoop | None = None
-        self._capture = capture
-        self._queues: dict[float, collections.deque[list[Any]]] = {}
-        self._handle: asyncio.TimerHandle | None = None
-        self._when = 0.0
-        self._live = 0
-
-    def add(self, delay: float, step: int, task: asyncio.Task[Any]) -> list[Any]:
-        assert self.loop is not None
-        when = self.loop.time() + delay
-        entry = [when, task, step, None]
-        queue = self._queues.get(delay)
-        if queue is None:
-            queue = self._queues[delay] = collections.deque()
-        queue.append(entry)
-        self._live += 1
-        if self._handle is None or when < self._when:
-            self._arm(when)
-        return entry
-
-    def cancel(self, entry: list[Any]) -> None:
-        if entry[_TASK] is not None:
-            entry[_TASK] = None
-            self._live -= 1
-            if self._live == 0:
-                # Nothing left to time: drop the queues. The timer stays armed until
-                # close() (it would find nothing): re-arming it for every short step costs.
-                for queue in self._queues.values():
-                    queue.clear()
-
-    def close(self) -> None:
-        """Drop every deadline and the timer: nothing of the system stays in the loop."""
-        for queue in self._queues.values():
-            for entry in queue:
-                entry[_TASK] = None
-        self._queues.clear()
-        self._live = 0
-        if self._handle is not None:
-            self._handle.cancel()
-            self._handle = None
-
-    def _arm(self, when: float) -> None:
-        assert self.loop is not None
-        if self._handle is not None:
-            self._handle.cancel()
-        self._when = when
-        self._handle = self.loop.call_at(when, self._fire)
-
-    def _fire(self) -> None:
-        assert self.loop is not None
-        self._handle = None
-        now = self.loop.time()
-        due = []
-        heads = []
-        for queue in self._queues.values():
-            while queue and (queue[0][_TASK] is None or queue[0][0] <= now):
-                entry = queue.popleft()
-                if entry[_TASK] is not None:
-                    due.append(entry)
-            if queue:
-                heads.append(queue[0][0])
-        for entry in due:
-            task = entry[_TASK]
-            entry[_TASK] = None
-            self._live -= 1
-            task.cancel()  # a step's task keeps where it was stuck (_StepTask)
-            entry[_HANG] = _hang_of(task) or self._capture(entry[2], task)
-        if heads:
-            self._arm(min(heads))
-
-
-class _StepTask(asyncio.Task[Any]):
-    """A worker of a walk: whatever cancels it, where its step was stuck is kept first.
-
-    A timeout that a factory enforces itself (``asyncio.timeout`` with a value
-    from the settings, ``wait_for``) cancels the task as daybreak's own
-    timeouts do; the report then shows the same hang: the await chain and the
-    stack of every thread, taken before the cancellation unwound them.
-    """
-
-    hang: dict[str, Any] | None = None
-    step = -1
-    capture: Callable[[int, asyncio.Task[Any]], dict[str, Any]] | None = None
-
-    def cancel(self, msg: Any = None) -> bool:
-        if self.capture is not None and not self.done():
-            self.hang = self.capture(self.step, self)
-        return super().cancel(msg)
-
-
 # threading.active_count() takes a lock in Python code, and every step counts
 # threads once: the dict it counts, read directly, costs a tenth of that. A
 # thread is in it from the moment its start() returns.
@@ -1409,89 +1170,6 @@ _ACTIVE_THREADS: dict[int, threading.Thread] | None = getattr(threading, "_activ
 
 def _thread_count() -> int:
     return len(_ACTIVE_THREADS) if _ACTIVE_THREADS is not None else threading.active_count()
-
-
-def _propagates(exc: BaseException) -> bool:
-    """Whether ``exc`` ends more than the step: an interrupt, or a cancellation of its task.
-
-    A CancelledError that the step's code raised while nothing was cancelling
-    its task is the step's own failure, reported as any other error.
-    """
-    if isinstance(exc, asyncio.CancelledError):
-        task = asyncio.current_task()
-        return task is None or task.cancelling() > 0
-    return isinstance(exc, _INTERRUPTS)
-
-
-_CANCELLED_ITSELF = ("it raised CancelledError while nothing was cancelling it; raise an exception "
-                     "that says what failed (or daybreak.Disabled to switch it off)")
-
-
-def _still_running(thread: threading.Thread, since: float) -> ErrorInfo:
-    """The answer for a sync check whose previous run (in ``thread``) has not returned."""
-    where = None
-    frame = sys._current_frames().get(thread.ident or 0)
-    if frame is not None:
-        inner = innermost_project_frame(frames_of(frame))
-        where = inner.where if inner is not None else None
-    return ErrorInfo("TimeoutError", f"hung: its run of {time.perf_counter() - since:.1f} s ago has not "
-                     "returned (a thread cannot be cancelled); it is not run again until it does",
-                     where)
-
-
-def _exit_message(exc: SystemExit) -> str:
-    if exc.code is None:
-        return ("it called sys.exit() without an exit code; raise an exception that says what "
-                "failed (or daybreak.Disabled to switch it off)")
-    return f"it called sys.exit({text_of(exc.code)}): rolled back, the process exits with that code"
-
-
-def _returned_none(step: Step) -> ErrorInfo | None:
-    """The error of a factory that gave None for a type that does not admit it."""
-    factory = inspect.unwrap(step.component.factory)
-    if _admits_none(step.provides) or _admits_none(getattr(factory, "__annotations__", {}).get("return")):
-        return None
-    code = getattr(factory, "__code__", None)
-    what = type_name(step.provides)
-    return ErrorInfo(
-        "TypeError",
-        f"its factory returned None, but it provides {what}: return the instance, annotate the "
-        f"return `-> {what} | None` if None is a valid value, or raise daybreak.Disabled(reason) "
-        "to switch it off",
-        f"{code.co_filename}:{code.co_firstlineno}" if isinstance(code, CodeType) else None)
-
-
-def _admits_none(annotation: Any) -> bool:
-    """Whether a return annotation is ``T | None`` (or ``Optional[T]``), evaluated or not."""
-    if isinstance(annotation, str):
-        return re.search(r"\|\s*None\b|\bNone\s*\||\bOptional\[", annotation) is not None
-    return type(None) in typing.get_args(annotation)
-
-
-def _this_task() -> asyncio.Task[Any]:
-    # Looked up only once a step waits: one that returns at once never needs it.
-    return cast("asyncio.Task[Any]", asyncio.current_task())
-
-
-def _cancel_quietly(task: asyncio.Task[Any]) -> None:
-    """Cancel for a rollback: what is stuck was recorded already, or does not matter."""
-    if isinstance(task, _StepTask):
-        task.capture = None  # a thousand tasks, each with every thread's stack, would take seconds
-    task.cancel()
-
-
-def _own_timeout(error: ErrorInfo, hang: dict[str, Any]) -> ErrorInfo:
-    # The traceback of a TimeoutError ends at the `async with asyncio.timeout`
-    # line; the hang knows the line that was waiting.
-    return ErrorInfo(error.type, error.message or _OWN_TIMEOUT, hang.get("where") or error.where)
-
-
-_OWN_TIMEOUT = "its own timeout expired (asyncio.timeout or wait_for in its code)"
-
-
-def _hang_of(task: asyncio.Task[Any] | None) -> dict[str, Any] | None:
-    """Where ``task`` was stuck when it was last cancelled, if it is a step's task."""
-    return task.hang if isinstance(task, _StepTask) else None
 
 
 def _r(x: float | None) -> float | None:
