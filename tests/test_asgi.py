@@ -18,7 +18,7 @@ from _markers import marker_line
 from daybreak import StartupError
 from daybreak._target import TargetError, load_target
 from daybreak.asgi import LifespanFailed, is_asgi_app, registry_of
-from fixtures.asgi import apps
+from fixtures.asgi import apps, litestar_app
 
 APPS = Path(apps.__file__)
 
@@ -45,6 +45,7 @@ async def start_and_stop(app: Any, name: str, **options: Any) -> dict[str, Any]:
 @pytest.fixture(autouse=True)
 def _events() -> None:
     apps.EVENTS.clear()
+    litestar_app.EVENTS.clear()
 
 
 class TestLifespanAsOneStep:
@@ -109,6 +110,26 @@ class TestLifespanAsOneStep:
     def test_what_is_and_is_not_an_asgi_app(self) -> None:
         assert is_asgi_app(apps.fastapi_app) and is_asgi_app(apps.http_only)
         assert not is_asgi_app(apps.create_app) and not is_asgi_app(apps.registry)
+
+
+class TestLitestar:
+    """Litestar runs its lifespan in an anyio task group: one task from startup to shutdown."""
+
+    LITESTAR = Path(litestar_app.__file__)
+
+    async def test_starts_and_stops_with_its_lifespans_and_hooks(self) -> None:
+        report = await start_and_stop(litestar_app.app, "app")
+        assert report["status"] == "stopped" and not any(report["leftovers"].values())
+        assert litestar_app.EVENTS == ["litestar up", "on_startup", "litestar down"]
+
+    async def test_a_failure_is_the_apps_own_exception_and_line(self) -> None:
+        error = (await start_and_stop(litestar_app.failing_app, "app"))["components"][0]["error"]
+        assert error["type"] == "ConnectionError" and "s3cret" not in error["message"]
+        assert error["where"] == marker_line(str(self.LITESTAR), "litestar-failing")
+
+    async def test_a_hang_is_reported_at_its_line(self) -> None:
+        component = (await start_and_stop(litestar_app.hanging_app, "app", timeout=0.5))["components"][0]
+        assert component["hang"]["where"] == marker_line(str(self.LITESTAR), "litestar-hanging")
 
 
 class TestCommands:

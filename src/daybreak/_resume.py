@@ -53,32 +53,3 @@ def resume(coro: Coroutine[Any, Any, T], pending: Any,
         break
     result = yield from coro  # a native coroutine: allowed in a types.coroutine generator
     return cast("T", result)
-
-
-@types.coroutine
-def resume_until(coro: Coroutine[Any, Any, Any],
-                 done: Callable[[], bool]) -> Generator[Any, Any, tuple[bool, Any]]:
-    """Run ``coro`` (not started yet) in the awaiting task until ``done()`` holds.
-
-    ``done()`` is asked each time the coroutine suspends. Returns ``(False,
-    pending)`` when it holds: ``pending`` is what the coroutine yielded, given
-    to no task yet, so ``resume(coro, pending)`` finishes it in another task.
-    Returns ``(True, result)`` when the coroutine returned first. Until then
-    the coroutine's frames are the awaiting task's own (a hang report and the
-    loop watchdog see them there).
-    """
-    step: Callable[[Any], Any] = coro.send
-    arg: Any = None
-    while True:
-        try:
-            pending = step(arg)
-        except StopIteration as stop:
-            return True, stop.value
-        if done():
-            return False, pending
-        try:
-            arg = yield pending
-        except BaseException as exc:  # a cancellation (or close()) belongs to the coroutine
-            step, arg = coro.throw, exc
-        else:
-            step = coro.send

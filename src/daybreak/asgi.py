@@ -22,12 +22,10 @@ Standard library only: the app brings its framework.
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import inspect
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from typing import Any, Final
 
-from daybreak._resume import resume, resume_until
 from daybreak.registry import Registry
 
 __all__ = [
@@ -156,35 +154,49 @@ async def check_lifespan(app: ASGIApp) -> None:
                                   f"lifespan scope, it {what} without asking for lifespan.startup")
 
 
+class _Answer(asyncio.Future[None]):
+    """Resolved when the app answers lifespan.startup, or ends without answering.
+
+    ``resolver`` is the app's task: a hang report follows it from the step
+    that waits here into the app's own frames.
+    """
+
+    resolver: asyncio.Task[None] | None = None
+
+
 class _Session:
     """One run of an app's lifespan: what it was sent and what it answered."""
 
-    __slots__ = ("answered", "failure", "shutdown")
+    __slots__ = ("_asked", "answer", "answered", "failure", "shutdown")
 
-    def __init__(self) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.answer = _Answer(loop=loop)
         self.answered: str | None = None  # the type of the app's last message
         self.failure: str | None = None  # the message of a lifespan.*.failed
-        self.shutdown: asyncio.Future[Message] | None = None
+        self.shutdown: asyncio.Future[Message] = loop.create_future()  # resolved at stop
+        self._asked = False
 
     async def receive(self) -> Message:
-        if self.shutdown is None:
-            self.shutdown = asyncio.get_running_loop().create_future()
+        if not self._asked:
+            self._asked = True
             return {"type": "lifespan.startup"}
-        return await self.shutdown  # resolved at stop
+        return await self.shutdown
 
     async def send(self, message: Message) -> None:
         self.answered = str(message.get("type"))
         if self.answered.endswith(".failed"):
             self.failure = _last_line(str(message.get("message") or ""))
+        self.app_ended()
 
-    def started(self) -> bool:
-        return self.answered is not None
+    def app_ended(self, *_: object) -> None:
+        if not self.answer.done():
+            self.answer.set_result(None)
 
-    def error(self, when: str, returned: bool) -> LifespanFailed:
+    def error(self, when: str) -> LifespanFailed:
         if self.failure is not None:
             return LifespanFailed(f"lifespan.{when}.failed: {self.failure or 'no message'}")
-        if returned:
-            return LifespanFailed(f"the app's lifespan returned during its {when} (an ASGI app waits "
+        if self.answered in (None, f"lifespan.{when}.complete"):
+            return LifespanFailed(f"the app's lifespan ended during its {when} (an ASGI app waits "
                                   "for lifespan.shutdown, then answers lifespan.shutdown.complete)")
         return LifespanFailed(f"the app answered lifespan.{when} with {self.answered!r}")
 
@@ -195,38 +207,54 @@ def _last_line(message: str) -> str:
     return lines[-1] if message.lstrip().startswith("Traceback") and lines else message
 
 
+async def _ended(task: asyncio.Task[None]) -> BaseException | None:
+    """Wait for the app's task; what it raised, a lone exception out of its group."""
+    try:
+        await asyncio.wait({task})  # one task: a hang report follows it into the app
+    except asyncio.CancelledError:
+        task.cancel()
+        raise
+    if task.cancelled():
+        return None
+    exc = task.exception()
+    # anyio-based frameworks (Litestar) run the lifespan in a task group: the
+    # app's own exception is the one inside, with the app's line.
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return exc
+
+
 def _lifespan_factory(app: ASGIApp, name: str) -> Callable[[], AsyncIterator[Any]]:
     async def lifespan() -> AsyncIterator[Any]:
-        session = _Session()
-        coro = app(_scope(), session.receive, session.send)
-        if not inspect.iscoroutine(coro):
-            raise LifespanUnsupported(f"calling the app returned a {type(coro).__name__}, not a coroutine")
-        # The startup runs in this step's own task (its frames are the step's),
-        # then the app waits for lifespan.shutdown in a task of its own.
-        finished, pending = await resume_until(coro, session.started)
-        if finished or session.answered != "lifespan.startup.complete":
-            if not finished:
-                coro.close()
-            raise session.error("startup", finished)
+        loop = asyncio.get_running_loop()
+        session = _Session(loop)
 
-        async def serve() -> None:  # nested here, so its frames belong to this component
-            await resume(coro, pending)
+        async def serve() -> None:  # nested here, so the app's frames belong to this component
+            await app(_scope(), session.receive, session.send)
 
-        task = asyncio.get_running_loop().create_task(serve(), name=f"daybreak:{name} lifespan",
-                                                      context=contextvars.copy_context())
+        # The app runs in one task from startup to shutdown, as under a server:
+        # frameworks on anyio enter cancel scopes that must exit in the same task.
+        task = loop.create_task(serve(), name=f"daybreak:{name} lifespan")
+        task.add_done_callback(session.app_ended)
+        session.answer.resolver = task
+        try:
+            await session.answer
+        except asyncio.CancelledError:
+            task.cancel()
+            await asyncio.wait({task})
+            raise
+        if session.answered != "lifespan.startup.complete":
+            if not task.done():  # it answered failed and goes on: nothing more to wait for
+                task.cancel()
+            raise await _ended(task) or session.error("startup")
         try:
             yield app
         finally:
-            assert session.shutdown is not None
-            if not session.shutdown.done():
-                session.shutdown.set_result({"type": "lifespan.shutdown"})
-            try:
-                await asyncio.wait({task})  # one task: a hang report follows it into the app
-            except asyncio.CancelledError:
-                task.cancel()
-                raise
-        task.result()  # what the app raised during its shutdown
+            session.shutdown.set_result({"type": "lifespan.shutdown"})
+            exc = await _ended(task)
+        if exc is not None:
+            raise exc
         if session.answered != "lifespan.shutdown.complete":
-            raise session.error("shutdown", True)
+            raise session.error("shutdown")
 
     return lifespan

@@ -16,7 +16,7 @@ import types
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from daybreak._resume import resume, resume_until
+from daybreak._resume import resume
 
 MAX_DEPTH = 200
 
@@ -33,10 +33,6 @@ _WRAPPERS = frozenset(
 )
 
 _Bridge = Callable[[types.FrameType], object]
-
-# Generators that step a coroutine by hand (the engine's factories, an ASGI
-# app's lifespan): the coroutine they drive is their local ``coro``.
-_HAND_STEPPED = frozenset({resume.__code__, resume_until.__code__})
 
 
 def raw_await_chain(awaitable: object) -> list[types.FrameType]:
@@ -82,8 +78,8 @@ def _step(obj: object, frames: list[types.FrameType], waiters: list[object]) -> 
         return None
     if frame is None:  # finished: nothing below it is waiting
         return None
-    if awaited is None and frame.f_code in _HAND_STEPPED:
-        # A hand-stepped coroutine: the future the generator yields is the
+    if awaited is None and frame.f_code is resume.__code__:
+        # The engine's hand-stepped factory: the future it yields is the
         # coroutine's, and the coroutine is what the chain is about.
         return frame.f_locals.get("coro")
     frames.append(frame)
@@ -100,6 +96,9 @@ def _into_future(future: Any, frames: list[types.FrameType], waiters: list[objec
     children = getattr(future, "_children", None)
     if children is not None:  # asyncio.gather
         return _first_pending(children)
+    resolver = getattr(future, "resolver", None)
+    if asyncio.isfuture(resolver):  # a future that names the task that will resolve it
+        return resolver
     # A plain future: whoever resolves it is invisible from here, except for the
     # asyncio helpers that keep the awaited tasks in their locals.
     bridge = _bridges().get(frames[-1].f_code) if frames else None
