@@ -17,7 +17,8 @@ import os
 import sys
 import time
 import xml.etree.ElementTree as ET
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TextIO
 
 from daybreak._console import Style, timeline
 from daybreak._run import app_output_to_stderr, run_cancellable
@@ -78,12 +79,15 @@ DEFAULT_EXCLUDE = ("tests", "test_*", "conftest")
 def diagnose(spec: str, *, timeout: float = 120.0, import_timeout: float = 10.0, cycles: int = 8,
              warmup: int = 2, allow: list[str] | None = None, skip: tuple[str, ...] = (),
              strict: bool = False, imports_package: str | None = None, exclude: tuple[str, ...] = (),
-             packages: tuple[str, ...] = ()) -> dict[str, Any]:
+             packages: tuple[str, ...] = (), progress: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Run every check on the registry named by ``spec``; the combined report.
 
     The import audit covers ``imports_package`` (default: the target's
-    top-level package) less ``DEFAULT_EXCLUDE`` and ``exclude``.
+    top-level package) less ``DEFAULT_EXCLUDE`` and ``exclude``. ``progress``
+    is called with a line as each check begins and ends: the checks take
+    seconds each, and a silent command looks hung.
     """
+    say = progress or (lambda line: None)
     doc: dict[str, Any] = {"target": spec}
     failures: list[str] = []
     started = time.perf_counter()
@@ -91,6 +95,7 @@ def diagnose(spec: str, *, timeout: float = 120.0, import_timeout: float = 10.0,
         from daybreak.imports import TargetNotFoundError, audit, configured_packages
 
         package, path = _package_of(spec)
+        say(f"imports  auditing {package!r}, each module in a fresh process ...")
         try:
             imports = audit(imports_package or package, allow=allow or (), timeout=import_timeout, path=path,
                             exclude=(*DEFAULT_EXCLUDE, *exclude),
@@ -98,13 +103,17 @@ def diagnose(spec: str, *, timeout: float = 120.0, import_timeout: float = 10.0,
         except (TargetNotFoundError, ValueError) as exc:  # no such package, a bad pyproject.toml
             raise TargetError(str(exc)) from None
         doc["imports"] = imports
+        say(f"imports  {imports['verdict']}: {len(imports['modules'])} modules")
         if imports["verdict"] != "clean":
             failures.append("imports: side effects, cycles, errors or hangs at import")
 
     registry = load_target(spec, timeout=timeout)
     doc["plan"] = registry.plan().to_dict()
+    say(f"start    starting {len(doc['plan']['order'])} steps with every check, then stopping ...")
     start = run_cancellable(_one_start(registry, timeout))
     doc["start"] = start
+    say(f"start    {start['start_status'] or start['status']} in {start['duration_s'] or 0:.3f}s, "
+        f"now {start['status']}")
     if start["status"] == "failed" or start.get("error"):
         failures.append("start: " + (start["error"]["message"].splitlines()[0] if start.get("error")
                                      else "failed"))
@@ -120,8 +129,10 @@ def diagnose(spec: str, *, timeout: float = 120.0, import_timeout: float = 10.0,
     if "leaks" not in skip and start["status"] != "failed":
         from daybreak.leaks import check
 
+        say(f"leaks    {warmup} warm-up and {cycles} measured start/stop cycles ...")
         leaks = check(registry, cycles=cycles, warmup=warmup).to_dict()
         doc["leaks"] = leaks
+        say(f"leaks    {leaks['verdict']}")
         if leaks["verdict"] != "clean":
             failures.append("leaks: resources grow across start/stop cycles")
     doc["failures"] = failures
@@ -202,17 +213,41 @@ def write_junit(path: str, doc: dict[str, Any]) -> None:
     ET.ElementTree(suite).write(path, encoding="utf-8", xml_declaration=True)
 
 
+class _Status:
+    """One line on the terminal saying which check runs, replaced by the next, erased at the end.
+
+    Only on a terminal: a log or a pipe gets the summary alone, and the
+    summary says it all again.
+    """
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+
+    def __call__(self, line: str) -> None:
+        self.stream.write(f"\r\033[2Kdoctor: {line}")
+        self.stream.flush()
+
+    def clear(self) -> None:
+        self.stream.write("\r\033[2K")
+        self.stream.flush()
+
+
 def run(args: argparse.Namespace) -> int:
     from daybreak.leaks import MIN_CYCLES
 
     if args.cycles < MIN_CYCLES or args.warmup < 0:
         print(f"daybreak doctor: --cycles must be >= {MIN_CYCLES} and --warmup >= 0", file=sys.stderr)
         return 2
-    with app_output_to_stderr(args.json):  # stdout holds the JSON alone
-        doc = diagnose(args.target, timeout=args.timeout, import_timeout=args.import_timeout,
-                       cycles=args.cycles, warmup=args.warmup, allow=args.allow,
-                       skip=tuple(args.skip), strict=args.strict, imports_package=args.imports_package,
-                       exclude=tuple(args.exclude), packages=tuple(args.package))
+    status = _Status(sys.stderr) if sys.stderr.isatty() and not args.json else None
+    try:
+        with app_output_to_stderr(args.json):  # stdout holds the JSON alone
+            doc = diagnose(args.target, timeout=args.timeout, import_timeout=args.import_timeout,
+                           cycles=args.cycles, warmup=args.warmup, allow=args.allow,
+                           skip=tuple(args.skip), strict=args.strict, imports_package=args.imports_package,
+                           exclude=tuple(args.exclude), packages=tuple(args.package), progress=status)
+    finally:
+        if status is not None:
+            status.clear()
     if args.json:
         sys.stdout.write(json.dumps(doc, indent=2, default=str) + "\n")
     else:

@@ -152,6 +152,11 @@ class System:
         self._check_threads: dict[tuple[int, int], tuple[threading.Thread, float]] = {}
         self._threads: dict[int, threading.Thread] = {}
         self._finishing: set[threading.Thread] = set()
+        # When each step's last blocking call returned in its thread, and how long
+        # the loop then took to resume the step (busy with another step's code):
+        # that wait is not the step's, and it comes off its duration.
+        self._thread_done: dict[int, float] = {}
+        self._lag: dict[int, float] = {}
         # Threads born while steps were starting: id(thread) -> (the thread, the names
         # of the steps in progress then). One name means we know whose it is.
         self._births: dict[int, tuple[weakref.ref[threading.Thread], set[str]]] = {}
@@ -578,7 +583,7 @@ class System:
                     cs.status = "disabled"
                     self._by_config[i] = True
                     cs.reason = self._reason_of(exc)
-                    cs.duration_s = self._now() - cs.start_s
+                    cs.duration_s = self._now() - cs.start_s - self._lag.pop(i, 0.0)
                     self._emit("component.disabled", i, error=cs.reason)
                     return
                 except StepTimeout as exc:
@@ -618,7 +623,7 @@ class System:
                 error = await self._run_checks(i)
             if error is not None and self._stoppers[i] is not None:
                 await self._stop_step(i, after_check=True)
-            cs.duration_s = self._now() - cs.start_s
+            cs.duration_s = self._now() - cs.start_s - self._lag.pop(i, 0.0)
             if error is not None:
                 cs.status = "failed"
                 cs.error = error
@@ -752,13 +757,13 @@ class System:
         elif step.call == "gen":
             gen = factory(**kwargs)
             empty = object()
-            obj = await self._call_sync(i, next, gen, empty) if blocking else next(gen, empty)
+            obj = await self._resumed(i, self._call_sync(i, next, gen, empty)) if blocking else next(gen, empty)
             if obj is empty:
                 raise RuntimeError(f"{step.name!r} is a generator that finished without "
                                    "yielding; yield the instance once, stop code after the yield")
             self._stoppers[i] = ("gen", gen)
         else:
-            obj = await self._call_sync(i, factory, **kwargs) if blocking else factory(**kwargs)
+            obj = await self._resumed(i, self._call_sync(i, factory, **kwargs)) if blocking else factory(**kwargs)
             if step.await_result:
                 obj = await obj
         if step.enter == "async":
@@ -767,9 +772,17 @@ class System:
             self._stoppers[i] = ("acm", cm)
         elif step.enter == "sync":
             cm = obj
-            obj = await self._call_sync(i, cm.__enter__) if blocking else cm.__enter__()
+            obj = await self._resumed(i, self._call_sync(i, cm.__enter__)) if blocking else cm.__enter__()
             self._stoppers[i] = ("cm", cm)
         self._values[i] = obj
+
+    async def _resumed(self, i: int, work: asyncio.Future[T]) -> T:
+        try:
+            return await work
+        finally:
+            done = self._thread_done.pop(i, None)
+            if done is not None:
+                self._lag[i] = self._lag.get(i, 0.0) + time.perf_counter() - done
 
     def _call_sync(self, i: int, fn: Callable[..., T], *args: Any, **kwargs: Any) -> asyncio.Future[T]:
         """Run a blocking call in a thread of its own, named after its component.
@@ -802,6 +815,7 @@ class System:
             else:
                 outcome = (True, result)
             self._finishing.add(threading.current_thread())
+            self._thread_done[i] = time.perf_counter()
             with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits any more
                 loop.call_soon_threadsafe(deliver, *outcome)
 
