@@ -631,3 +631,21 @@ def test_a_barrier_on_the_critical_path_is_drawn_and_explained_as_one() -> None:
     assert edges == [("database", "search", "edge cp barrier")]
     section = by_id(root, "section-graph")
     assert section is not None and "a barrier, not a dependency" in text_of(section)
+
+
+def test_the_stop_has_a_timeline_of_its_own(real_doc: dict[str, Any]) -> None:
+    """Each component's stop as a bar: a dependency stops only after what needs it."""
+    root = parse(render(real_doc))
+    shutdown = by_id(root, "shutdown")
+    assert shutdown is not None and shutdown.tag == "svg"
+    bars = {g.get("data-component"): g.get("data-status") for g in with_class(shutdown, "bar")}
+    stopped = {c["name"]: c["stop"]["status"] for c in real_doc["start"]["components"] if c["stop"]}
+    assert bars == stopped and set(bars.values()) <= {"stopped", "failed"}
+    for c in real_doc["start"]["components"]:
+        for dependency in c["depends_on"]:
+            mine, theirs = c["stop"], next(d["stop"] for d in real_doc["start"]["components"]
+                                           if d["name"] == dependency)
+            if mine and theirs:
+                assert theirs["start_s"] >= mine["start_s"] + mine["duration_s"] - 1e-5
+    section = by_id(root, "section-shutdown")
+    assert section is not None and "Shutdown timeline" in text_of(section)

@@ -71,7 +71,7 @@ class ComponentState:
     """The live state of one component or validator."""
 
     __slots__ = ("attempts", "duration_s", "error", "hang", "name", "reason", "start_s",
-                 "status", "stop_duration_s", "stop_error", "stop_hang", "stop_status")
+                 "status", "stop_duration_s", "stop_error", "stop_hang", "stop_start_s", "stop_status")
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -83,6 +83,7 @@ class ComponentState:
         self.reason: str | None = None
         self.hang: dict[str, Any] | None = None
         self.stop_status: str | None = None
+        self.stop_start_s: float | None = None
         self.stop_duration_s: float | None = None
         self.stop_error: ErrorInfo | None = None
         self.stop_hang: dict[str, Any] | None = None
@@ -972,6 +973,7 @@ class System:
             self._up[i] = False
             cs.status = "stopped"
             cs.stop_status = "stopped"
+            cs.stop_start_s = self._now()
             cs.stop_duration_s = 0.0
             if self._chatty:
                 self._emit("component.stopped", i, duration_s=0.0)
@@ -1018,6 +1020,7 @@ class System:
 
     def _stop_ended(self, i: int, t0: float, was_up: bool) -> None:
         cs = self._cstate[i]
+        cs.stop_start_s = t0 - self._t0
         cs.stop_duration_s = time.perf_counter() - t0
         cs.stop_status = "failed" if cs.stop_error else "stopped"
         if not was_up:
@@ -1115,7 +1118,8 @@ class System:
                 "error": cs.error.to_dict() if cs.error else None,
                 "hang": cs.hang,
                 "stop": None if cs.stop_status is None else {
-                    "status": cs.stop_status, "duration_s": _r(cs.stop_duration_s),
+                    "status": cs.stop_status, "start_s": _r(cs.stop_start_s),
+                    "duration_s": _r(cs.stop_duration_s),
                     "error": cs.stop_error.to_dict() if cs.stop_error else None,
                     "hang": cs.stop_hang,
                 },

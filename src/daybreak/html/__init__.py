@@ -42,7 +42,7 @@ from daybreak.html._tables import (
     _loop_blocks_section,
     _validation_section,
 )
-from daybreak.html._timeline import _timeline_section
+from daybreak.html._timeline import _shutdown_section, _timeline_section
 from daybreak.html._values import _e, _map, _text
 
 __all__ = ["render", "write_report"]
@@ -65,6 +65,7 @@ def render(doc: Mapping[str, Any]) -> str:
 
     if start:
         add("section-timeline", "Timeline", _timeline_section(start))
+        add("section-shutdown", "Shutdown", _shutdown_section(start))
     if start or plan:
         add("section-graph", "Dependencies", _graph_section(plan, start))
     if start:

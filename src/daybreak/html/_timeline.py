@@ -48,7 +48,33 @@ def _timeline_section(start: Mapping[str, Any]) -> str:
             f'<div class="chart-wrap">{svg}</div></section>')
 
 
-def _timeline_svg(start: Mapping[str, Any]) -> str:
+def _shutdown_section(start: Mapping[str, Any]) -> str:
+    """The stop drawn like the start: a bar per component from its stop's start to its end."""
+    stops = [(c, _map(c.get("stop"))) for c in _maps(start.get("components"))]
+    stops = [(c, stop) for c, stop in stops if _num(stop.get("start_s")) is not None]
+    if not stops:
+        return ""
+    first = min(_num(stop.get("start_s")) or 0.0 for _, stop in stops)
+    last = max((_num(stop.get("start_s")) or 0.0) + (_num(stop.get("duration_s")) or 0.0) for _, stop in stops)
+    entries = [{"name": c.get("name"), "phase": c.get("phase"), "critical": c.get("critical"),
+                "provides": c.get("provides"), "depends_on": c.get("depends_on"),
+                "status": stop.get("status"), "error": stop.get("error"),
+                "start_s": (_num(stop.get("start_s")) or 0.0) - first, "duration_s": stop.get("duration_s")}
+               for c, stop in stops]
+    svg = _timeline_svg({"components": entries, "phases": [
+        {"name": p.get("name")} for p in _maps(start.get("phases"))]},
+        svg_id="shutdown", what="shutdown", axis="time since the stop began")
+    note = (f"stopping took {_dur(last - first)}: in reverse dependency order, each after what "
+            "depends on it, concurrent where independent")
+    legend = ('<div class="legend"><span><i class="sw ok"></i>stopped</span>'
+              '<span><i class="sw bad"></i>failed (raised, timed out or cut short)</span></div>')
+    return (f'<section id="section-shutdown"><div class="section-head"><h2>Shutdown timeline</h2>'
+            f'<span class="note">{_e(note)}</span></div>{legend}'
+            f'<div class="chart-wrap">{svg}</div></section>')
+
+
+def _timeline_svg(start: Mapping[str, Any], *, svg_id: str = "timeline", what: str = "start-up",
+                  axis: str = "time since start") -> str:
     entries: list[dict[str, Any]] = [dict(c) for c in _maps(start.get("components"))]
     for v in _maps(start.get("validation")):
         if _num(v.get("start_s")) is not None and v.get("kind", "validator") == "validator":
@@ -159,7 +185,7 @@ def _timeline_svg(start: Mapping[str, Any]) -> str:
         if n > 30:
             grid.append(f'<text class="axis" x="{_f(gx)}" y="{_f(y + 14)}" text-anchor="middle">'
                         f"{_e(lbl)}</text>")
-    grid.append(f'<text class="axis" x="8" y="{axis_h - 10}">time since start</text>')
+    grid.append(f'<text class="axis" x="8" y="{axis_h - 10}">{_e(axis)}</text>')
 
     overlay: list[str] = []
     path = [p for p in _strs(start.get("critical_path")) if p in centres]
@@ -180,8 +206,8 @@ def _timeline_svg(start: Mapping[str, Any]) -> str:
     if n > 30:
         height += 14
 
-    return (f'<svg id="timeline" class="chart" viewBox="0 0 {w} {_f(height)}" width="{w}" '
-            f'height="{_f(height)}" role="img" aria-label="start-up timeline, one bar per component">'
+    return (f'<svg id="{svg_id}" class="chart" viewBox="0 0 {w} {_f(height)}" width="{w}" '
+            f'height="{_f(height)}" role="img" aria-label="{_e(what)} timeline, one bar per component">'
             + "".join(bands) + "".join(grid) + "".join(rows) + "".join(overlay) + "</svg>")
 
 
