@@ -148,28 +148,27 @@ def _watch(item: pytest.Item, when: str) -> HangWatch | None:
     return watch
 
 
-@pytest.hookimpl(hookwrapper=True, tryfirst=True)
-def pytest_runtest_setup(item: pytest.Item) -> Generator[None, object, None]:
-    watch = _watch(item, "setup")
+def _timed(item: pytest.Item, when: str) -> Generator[None, object, None]:
+    """The body of the three phase wrappers: the phase runs under the hang timeout."""
+    watch = _watch(item, when)
     yield
     if watch is not None:
         watch.end()
+
+
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> Generator[None, object, None]:
+    yield from _timed(item, "setup")
 
 
 @pytest.hookimpl(hookwrapper=True, tryfirst=True)
 def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, None]:
-    watch = _watch(item, "call")
-    yield
-    if watch is not None:
-        watch.end()
+    yield from _timed(item, "call")
 
 
 @pytest.hookimpl(hookwrapper=True, tryfirst=True)
 def pytest_runtest_teardown(item: pytest.Item) -> Generator[None, object, None]:
-    watch = _watch(item, "teardown")
-    yield
-    if watch is not None:
-        watch.end()
+    yield from _timed(item, "teardown")
 
 
 @pytest.hookimpl(hookwrapper=True)
