@@ -66,6 +66,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from daybreak._config import configured_packages
 from daybreak._imports_graph import (
     Target,
     TargetNotFoundError,
@@ -322,29 +323,6 @@ def add_scope_arguments(parser: argparse.ArgumentParser, package: str, exclude: 
         metavar="GLOB",
         help="do not audit modules whose dotted name, or one of its parts, matches GLOB; repeatable",
     )
-
-
-def configured_packages(start: str | None = None) -> list[str]:
-    """``[tool.daybreak] packages`` of the nearest ``pyproject.toml`` from ``start`` (the cwd) up."""
-    import tomllib
-
-    folder = os.path.abspath(start or os.getcwd())
-    while True:
-        candidate = os.path.join(folder, "pyproject.toml")
-        if os.path.isfile(candidate):
-            try:
-                with open(candidate, "rb") as file:
-                    config = tomllib.load(file)
-            except (OSError, tomllib.TOMLDecodeError) as exc:
-                raise ValueError(f"cannot read {candidate}: {exc}") from None
-            packages = config.get("tool", {}).get("daybreak", {}).get("packages", [])
-            if not (isinstance(packages, list) and all(isinstance(p, str) for p in packages)):
-                raise ValueError(f"{candidate}: [tool.daybreak] packages must be a list of package names")
-            return packages
-        parent = os.path.dirname(folder)
-        if parent == folder:
-            return []
-        folder = parent
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
