@@ -91,12 +91,27 @@ class TestDeclarations:
     @pytest.mark.parametrize(("option", "value"), [
         ("timeout", -1), ("timeout", 0), ("stop_timeout", "soon"), ("retries", -1),
         ("retries", 1.5), ("backoff", -0.1), ("optional", "yes"), ("blocking", None),
+        ("once", 1),
     ])
     def test_bad_option_values_are_declaration_errors_at_plan(self, option: str, value: object) -> None:
         registry = Registry()
         registry.add(lambda: None, name="step", **{option: value})
         with pytest.raises(DeclarationError, match=f"'step'.*{option}="):
             registry.plan()
+
+    def test_once_is_an_option_in_both_forms_and_in_the_plan(self) -> None:
+        registry = Registry()
+
+        @registry.component(once=True)
+        def migrations() -> Settings: ...
+
+        def db() -> Database: ...
+
+        registry.add(db, once=False)
+        plan = registry.plan()
+        assert [c["once"] for c in plan.to_dict()["components"]] == [True, False]
+        assert "migrations [once]" in plan.to_text()
+        assert migrations.once is True and "once=True" in repr(migrations)
 
     def test_value_and_include(self) -> None:
         base = Registry("base")

@@ -261,6 +261,7 @@ class Plan:
             "timeout": s.timeout,
             "stop_timeout": s.stop_timeout,
             "retries": c.retries,
+            "once": c.once,
             "tags": sorted(c.tags),
             "checks": [pc.check.name for pc in s.checks],
         }
@@ -334,6 +335,8 @@ class Plan:
             flags = [] if s.component.critical else ["optional"]
             if s.component.kind == "validator":
                 flags.append("validator")
+            if s.component.once:
+                flags.append("once")
             label = f"  {s.position + 1:>3}. {s.name}"
             if flags:
                 label += f" [{', '.join(flags)}]"
@@ -397,6 +400,7 @@ def _override_component(original: Component[Any], value: Any) -> Component[Any]:
                                 backoff=original.backoff, blocking=original.blocking, **options)
         replacement.checks = original.checks
         replacement.wrapper = value.fn
+        replacement.once = original.once
     elif _is_factory(value):
         factory = value.factory if isinstance(value, Component) else value
         options.update(timeout=original.timeout, stop_timeout=original.stop_timeout,

@@ -37,7 +37,7 @@ DEFAULT_BACKOFF: Final = 0.1
 
 _OPTIONS: Final = frozenset(
     {"phase", "optional", "timeout", "stop_timeout", "retries", "backoff", "blocking",
-     "name", "provides", "tags"}
+     "name", "provides", "tags", "once"}
 )
 
 
@@ -69,7 +69,7 @@ class Component(Generic[F]):
 
     __slots__ = (
         "__wrapped__", "backoff", "blocking", "checks", "factory", "index", "kind", "name",
-        "optional", "phase", "provides", "retries", "stop_timeout", "tags", "timeout",
+        "once", "optional", "phase", "provides", "retries", "stop_timeout", "tags", "timeout",
         "value", "wrapper",
     )
 
@@ -89,6 +89,7 @@ class Component(Generic[F]):
         tags: Iterable[str] = (),
         kind: Kind = "component",
         value: Any = UNSET,
+        once: bool = False,
     ) -> None:
         if not callable(factory):
             raise TypeError(
@@ -105,6 +106,9 @@ class Component(Generic[F]):
         self.retries = retries
         self.backoff = backoff
         self.blocking = blocking
+        # Work done once per process (migrations, seeding): the leak checker starts
+        # it in its first cycle only and keeps it for the others.
+        self.once = once
         self.provides = provides
         # A lone string is one tag, not a set of characters. Untagged components,
         # and those without checks, share one empty value: a registry of
@@ -165,7 +169,7 @@ class Component(Generic[F]):
         if (isinstance(self.backoff, bool) or not isinstance(self.backoff, int | float)
                 or not self.backoff >= 0):
             bad("backoff", self.backoff, "a number of seconds >= 0")
-        for option in ("optional", "blocking"):
+        for option in ("optional", "blocking", "once"):
             if not isinstance(getattr(self, option), bool):
                 bad(option, getattr(self, option), "True or False")
         if not all(isinstance(t, str) for t in self.tags):
@@ -191,6 +195,7 @@ class Component(Generic[F]):
                 and type(self.retries) is int and self.retries >= 0
                 and type(self.backoff) in (int, float) and self.backoff >= 0
                 and type(self.optional) is bool and type(self.blocking) is bool
+                and type(self.once) is bool
                 and (self.phase is None or type(self.phase) is str)
                 and not self.checks and all(type(t) is str for t in self.tags))
 
@@ -200,6 +205,7 @@ class Component(Generic[F]):
     def __repr__(self) -> str:
         extra = f", phase={self.phase!r}" if self.phase else ""
         extra += ", optional=True" if self.optional else ""
+        extra += ", once=True" if self.once is True else ""
         return f"<{self.kind.capitalize()} {self.name!r}{extra}>"
 
 
@@ -256,7 +262,9 @@ class Registry:
         """Declare a component: ``@registry.component`` or ``@registry.component(phase=...)``.
 
         Options: ``phase``, ``optional``, ``timeout``, ``stop_timeout``,
-        ``retries``, ``backoff``, ``blocking``, ``name``, ``provides``, ``tags``.
+        ``retries``, ``backoff``, ``blocking``, ``name``, ``provides``, ``tags``,
+        ``once`` (work done once per process, such as migrations: the leak
+        checker starts it in its first cycle only and keeps it for the others).
         """
         _check_options(options)
         if factory is not None:
