@@ -7,12 +7,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from _markers import marker_line
+from _watched import Watched
 
 HERE = Path(__file__).resolve()
 TARGETS = HERE.parent / "fixtures" / "engine" / "targets.py"
@@ -41,38 +41,13 @@ def where(marker: str) -> str:
 # -- signals while stopping ----------------------------------------------------------------------
 
 
-class Running:
+class Running(Watched):
     """``daybreak start`` in a subprocess, its stderr in a file the test can watch."""
 
     def __init__(self, tmp_path: Path, target: str) -> None:
         self.tmp_path = tmp_path
-        self.err_path = tmp_path / "stderr"
-        self._err = self.err_path.open("w")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "daybreak.cli", "start", f"{TARGETS}:{target}"],
-            stdout=subprocess.PIPE, stderr=self._err, text=True, env=_env(tmp_path), cwd=tmp_path,
-            start_new_session=True)
-
-    def wait_for(self, path: Path, text: str, seconds: float = 60) -> None:
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            if path.exists() and text in path.read_text():
-                return
-            if self.proc.poll() is not None:
-                raise AssertionError(f"exited early with {self.proc.returncode}: {self.finish()}")
-            time.sleep(0.01)
-        self.proc.kill()
-        raise AssertionError(f"{text!r} never appeared in {path}: {self.finish()}")
-
-    def finish(self) -> tuple[str, str]:
-        try:
-            out, _ = self.proc.communicate(timeout=60)
-        finally:
-            if self.proc.poll() is None:
-                self.proc.kill()
-                self.proc.communicate()
-            self._err.close()
-        return out, self.err_path.read_text()
+        super().__init__([sys.executable, "-m", "daybreak.cli", "start", f"{TARGETS}:{target}"],
+                         env=_env(tmp_path), cwd=tmp_path, err_path=tmp_path / "stderr")
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")

@@ -237,9 +237,10 @@ class TestPackageAudit:
         assert doc["target"] == "sidefx_pkg"
         assert set(doc) == {
             *("verdict", "target", "mode", "modules", "cycles", "hung", "errors"),
-            *("slow", "causes", "skipped"),
+            *("slow", "causes", "skipped", "partial", "pending"),
         }
         assert doc["mode"] == "one-pass" and doc["slow"] == []
+        assert doc["partial"] is False and doc["pending"] == []
         sock = next(m for m in doc["modules"] if m["name"] == "sidefx_pkg.sock")
         assert set(sock) == {"name", "seconds", "cumulative_s", "blocked_by", "side_effects"}
         assert sock["blocked_by"] is None and sock["cumulative_s"] >= sock["seconds"] > 0

@@ -829,6 +829,7 @@ def main(argv: Sequence[str]) -> NoReturn:
     for module in modules:
         recorder.current = module
         recorder.emit({"k": "begin", "module": module})
+        began = time.perf_counter()
         error: dict[str, Any] | None = None
         state.before()
         try:
@@ -843,7 +844,9 @@ def main(argv: Sequence[str]) -> NoReturn:
             recorder.emit({"k": "internal", "message": f"after {module}: {type(exc).__name__}: {exc}"})
         recorder.finished_at = time.monotonic()
         recorder.finished += 1
-        recorder.emit({"k": "done", "module": module, "error": error})
+        # Wall time, for the parent's progress display ("the slowest so far").
+        seconds = time.perf_counter() - began
+        recorder.emit({"k": "done", "module": module, "error": error, "seconds": seconds})
     recorder.active = False
     faulthandler.cancel_dump_traceback_later()
     if os.getpid() == recorder.pid:  # a fork made by a module stays silent

@@ -180,6 +180,9 @@ class ImportAudit:
     The verdict is ``dirty`` when any side effect (not allowed), import cycle,
     hung module or import error exists. A slow module (its import took longer
     than ``timeout`` but kept making progress) is reported, not a failure.
+    An audit cut short (a signal) is ``partial``: ``modules`` holds those a
+    child reached, ``pending`` the others, and its verdict is ``dirty`` when
+    it found anything, else ``partial`` (never ``clean``: it did not look everywhere).
     """
 
     target: str
@@ -191,14 +194,22 @@ class ImportAudit:
     timeout: float = field(default=10.0, compare=False)
     mode: Literal["one-pass", "isolate"] = field(default="one-pass", compare=False)
     skipped: tuple[tuple[str, str], ...] = ()
+    partial: bool = False
+    pending: tuple[str, ...] = ()
 
     @property
-    def verdict(self) -> Literal["clean", "dirty"]:
-        return "clean" if self.clean else "dirty"
+    def verdict(self) -> Literal["clean", "dirty", "partial"]:
+        if self.found_anything:
+            return "dirty"
+        return "partial" if self.partial else "clean"
 
     @property
     def clean(self) -> bool:
-        return not (self.side_effects or self.cycles or self.hung or self.errors)
+        return not (self.found_anything or self.partial)
+
+    @property
+    def found_anything(self) -> bool:
+        return bool(self.side_effects or self.cycles or self.hung or self.errors)
 
     @property
     def side_effects(self) -> tuple[tuple[str, SideEffect], ...]:
@@ -259,6 +270,8 @@ class ImportAudit:
             "slow": [{"module": m.name, "cumulative_s": _seconds(m.cumulative_s)} for m in self.slow],
             "causes": [cause.to_dict() for cause in self.causes],
             "skipped": [{"path": path, "reason": reason} for path, reason in self.skipped],
+            "partial": self.partial,
+            "pending": list(self.pending),
         }
 
     def to_text(self, *, color: bool = False) -> str:
@@ -323,7 +336,7 @@ def _format_text(result: ImportAudit, *, color: bool) -> str:
         return f"\033[{code}m{text}\033[0m" if color else text
 
     effects = result.side_effects
-    verdict = paint(result.verdict, "32" if result.clean else "1;31")
+    verdict = paint(result.verdict, "32" if result.clean else "1;33" if not result.found_anything else "1;31")
     counts = [
         _plural(len(result.modules), "module"),
         _plural(len(effects), "side effect"),
@@ -336,7 +349,15 @@ def _format_text(result: ImportAudit, *, color: bool) -> str:
         counts.append(f"{len(blocked)} blocked")
     if result.allowed:
         counts.append(f"{len(result.allowed)} allowed")
+    if result.partial:
+        counts.append(f"{len(result.pending)} not reached")
     lines = [f"daybreak imports {result.target}: {verdict} ({', '.join(counts)})"]
+    if result.partial:
+        lines += [
+            "",
+            paint("Interrupted: what was found until then", "1"),
+            f"  not reached ({len(result.pending)}): {_names(result.pending) or '-'}",
+        ]
     causes = result.causes
     if effects:
         lines += ["", paint("Import-time side effects (by cause, the most modules first)", "1")]
@@ -441,7 +462,13 @@ def _format_junit(result: ImportAudit) -> str:
             message=_xml(f"import did not finish within {result.timeout:g} s; stuck at {hung.where or '?'}"),
         )
         element.text = _xml("\n".join(hung.stack))
+    if result.partial:
+        case = ET.SubElement(suite, "testcase", classname=classname, name="interrupted", time="0")
+        message = f"interrupted: {_plural(len(result.pending), 'module')} not reached"
+        ET.SubElement(case, "skipped", message=message).text = _xml("\n".join(result.pending))
     suite.set("tests", str(len(suite)))
+    if result.partial:
+        suite.set("skipped", "1")
     suite.set("failures", str(failures))
     suite.set("errors", str(errors))
     suite.set("time", f"{sum(m.seconds or 0.0 for m in result.modules):.6f}")

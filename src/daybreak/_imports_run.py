@@ -13,6 +13,10 @@ The parent watches each child's result file; a child that writes nothing for
 ``timeout + _STARTUP_GRACE`` seconds (its own watchdogs could not run) is
 asked for its stacks (``SIGUSR1``) and killed, with whatever its import left
 running in its session.
+
+Once ``stop`` is set (a signal), each child is killed at its next poll and no
+new one starts; what the children wrote until then is kept, and the modules
+never reached stay unreached (``Runner.interrupted`` says the audit was cut short).
 """
 
 from __future__ import annotations
@@ -56,6 +60,7 @@ class Outcome:
     events: list[SideEffect] = field(default_factory=list)
     error: ImportFailure | None = None
     blocked_by: str | None = None
+    reached: bool = False  # a child began its import (or a hang or failure decided its fate)
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +82,7 @@ class _Child:
     stderr_path: str
     returncode: int
     deadline_hit: bool
+    interrupted: bool = False
 
     @property
     def ended(self) -> bool:
@@ -92,7 +98,11 @@ class Runner:
         search_path: ``sys.path`` of the children.
         timeout: Seconds without progress that make a hang.
         workdir: A private temporary directory for the children's files.
-        on_record: Called with every record a child writes (progress display).
+        on_record: Called with every record a child writes, with ``{"k": "poll"}``
+            at each poll and with ``{"k": "settled", "modules": [...], "hang": ...}``
+            for modules that will have no ``done`` record (hung, crashed, blocked):
+            the progress display.
+        stop: Once set, the audit ends at the next poll (see the module's docstring).
     """
 
     def __init__(
@@ -103,12 +113,15 @@ class Runner:
         timeout: float,
         workdir: str,
         on_record: Callable[[dict[str, Any]], None] | None = None,
+        stop: threading.Event | None = None,
     ) -> None:
         stdlib, site = interpreter_dirs()
         files = {m.source: m.name for m in target.modules if m.source is not None}
         self.timeout = timeout
         self.workdir = workdir
         self.on_record = on_record
+        self.stop = stop if stop is not None else threading.Event()
+        self.interrupted = False
         self.config = {
             "sys_path": search_path,
             "roots": list(roots),
@@ -138,8 +151,9 @@ class Runner:
             child = self._run(remaining, isolate=False)
             current, finished = self._read(child, outcomes, isolate=False)
             remaining = [name for name in remaining if name not in finished]
-            if child.ended or not remaining:
+            if child.ended or not remaining or child.interrupted:
                 break
+            before = set(remaining)
             # The child stopped early: ``current`` hung or ended the process.
             current = current or remaining[0]
             hang, on_stack = self._hang(child, current)
@@ -156,6 +170,10 @@ class Runner:
                 if name in outcomes and outcomes[name].blocked_by is None and name not in finished:
                     outcomes[name].blocked_by = culprit
             remaining = [name for name in remaining if name != culprit and name not in waiting]
+            settled = sorted(before - set(remaining))
+            for name in settled:
+                outcomes[name].reached = True
+            self._note({"k": "settled", "modules": settled, "hang": None if hang is None else hang.where})
         return outcomes, hangs
 
     def isolated(self, name: str) -> tuple[Outcome, Hang | None]:
@@ -163,9 +181,11 @@ class Runner:
         outcome = Outcome(name)
         child = self._run([name], isolate=True)
         _, finished = self._read(child, {name: outcome}, isolate=True)
-        if name in finished:
+        if name in finished or child.interrupted:
             return outcome, None
+        outcome.reached = True
         hang, _ = self._hang(child, name)
+        self._note({"k": "settled", "modules": [name], "hang": None if hang is None else hang.where})
         if hang is None:
             outcome.error = self._crash(child, name)
             return outcome, None
@@ -191,6 +211,9 @@ class Runner:
         with self.lock:
             if self.closed:
                 raise KeyboardInterrupt("the audit was interrupted")
+            if self.stop.is_set():
+                self.interrupted = True
+                return _Child([], "", f"{base}.err", 0, deadline_hit=False, interrupted=True)
             with open(f"{base}.err", "wb") as err:
                 proc = subprocess.Popen(
                     command, stdin=subprocess.DEVNULL, stdout=err, stderr=err, start_new_session=os.name == "posix"
@@ -198,10 +221,14 @@ class Runner:
             self.live.add(proc)
         records: list[dict[str, Any]] = []
         reader = _Lines(f"{base}.out")
-        deadline_hit = False
+        deadline_hit = interrupted = False
         try:
             quiet_since = time.monotonic()
             while not _wait_exited(proc, _POLL):
+                if self.stop.is_set():
+                    interrupted = self.interrupted = True
+                    break
+                self._note({"k": "poll"})
                 if self._take(reader, records):
                     quiet_since = time.monotonic()
                 elif time.monotonic() - quiet_since > self.timeout + _STARTUP_GRACE:
@@ -220,15 +247,18 @@ class Runner:
                 dump = file.read()
         except OSError:
             dump = ""
-        return _Child(records, dump, f"{base}.err", proc.returncode, deadline_hit)
+        return _Child(records, dump, f"{base}.err", proc.returncode, deadline_hit, interrupted)
 
     def _take(self, reader: _Lines, records: list[dict[str, Any]]) -> bool:
         new = [record for record in map(_json_line, reader.read()) if record is not None]
         records.extend(new)
-        if self.on_record is not None:
-            for record in new:
-                self.on_record(record)
+        for record in new:
+            self._note(record)
         return bool(new)
+
+    def _note(self, record: dict[str, Any]) -> None:
+        if self.on_record is not None:
+            self.on_record(record)
 
     def _read(self, child: _Child, outcomes: dict[str, Outcome], *, isolate: bool) -> tuple[str | None, set[str]]:
         """Fill ``outcomes`` from a child's records; (module in progress, modules done)."""
@@ -239,6 +269,8 @@ class Runner:
             kind = record.get("k")
             if kind == "begin":
                 current = str(record["module"])
+                if current in outcomes:
+                    outcomes[current].reached = True
             elif kind == "event":
                 owner = record.get("module")
                 owner = owner if owner in outcomes else current

@@ -7,25 +7,34 @@ The four checks run in that order, each on its own terms:
 3. the leak checker over several start/stop cycles.
 
 One combined JSON document, one exit status: 0 when every check passes.
+Progress goes to stderr. SIGINT or SIGTERM during the import audit ends it
+as ``daybreak imports`` ends (children killed, temporary folder removed): the
+partial report is printed and the exit status is 130 or 143.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import signal
 import sys
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any
 
 from daybreak._console import Style, timeline
+from daybreak._imports_progress import Printer, stop_on_signals
 from daybreak._run import app_output_to_stderr, run_cancellable
 from daybreak._target import TARGET_HELP, TargetError, load_target, module_of_target
 from daybreak.errors import StartupError
 from daybreak.registry import Registry
 from daybreak.system import failed_stops
+
+if TYPE_CHECKING:
+    from daybreak.imports import AuditProgress
 
 __all__ = ["DEFAULT_EXCLUDE", "add_arguments", "diagnose", "run"]
 
@@ -79,13 +88,20 @@ DEFAULT_EXCLUDE = ("tests", "test_*", "conftest")
 def diagnose(spec: str, *, timeout: float = 120.0, import_timeout: float = 10.0, cycles: int = 8,
              warmup: int = 2, allow: list[str] | None = None, skip: tuple[str, ...] = (),
              strict: bool = False, imports_package: str | None = None, exclude: tuple[str, ...] = (),
-             packages: tuple[str, ...] = (), progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+             packages: tuple[str, ...] = (), progress: Callable[[str], None] | None = None,
+             import_progress: Callable[[AuditProgress], None] | None = None,
+             interruptible: bool = False) -> dict[str, Any]:
     """Run every check on the registry named by ``spec``; the combined report.
 
     The import audit covers ``imports_package`` (default: the target's
     top-level package) less ``DEFAULT_EXCLUDE`` and ``exclude``. ``progress``
     is called with a line as each check begins and ends: the checks take
-    seconds each, and a silent command looks hung.
+    seconds each, and a silent command looks hung. ``import_progress`` is
+    :func:`daybreak.imports.audit`'s ``progress``. With ``interruptible``
+    (the command; main thread only), SIGINT and SIGTERM during the import
+    audit end it early, as in ``daybreak imports``: the report stops there,
+    ``interrupted`` naming the signal, with the partial audit and neither the
+    start nor the leak check (the start rolls back on a signal by itself).
     """
     say = progress or (lambda line: None)
     doc: dict[str, Any] = {"target": spec}
@@ -96,16 +112,23 @@ def diagnose(spec: str, *, timeout: float = 120.0, import_timeout: float = 10.0,
 
         package, path = _package_of(spec)
         say(f"imports  auditing {package!r}, each module in a fresh process ...")
-        try:
-            imports = audit(imports_package or package, allow=allow or (), timeout=import_timeout, path=path,
-                            exclude=(*DEFAULT_EXCLUDE, *exclude),
-                            packages=(*packages, *configured_packages())).to_dict()
-        except (TargetNotFoundError, ValueError) as exc:  # no such package, a bad pyproject.toml
-            raise TargetError(str(exc)) from None
+        # Only around the audit: elsewhere (the target's import) a signal must still end the command.
+        with stop_on_signals() if interruptible else contextlib.nullcontext(None) as signalled:
+            try:
+                imports = audit(imports_package or package, allow=allow or (), timeout=import_timeout,
+                                path=path, exclude=(*DEFAULT_EXCLUDE, *exclude),
+                                packages=(*packages, *configured_packages()), progress=import_progress,
+                                stop=signalled.event if signalled is not None else None).to_dict()
+            except (TargetNotFoundError, ValueError) as exc:  # no such package, a bad pyproject.toml
+                raise TargetError(str(exc)) from None
         doc["imports"] = imports
         say(f"imports  {imports['verdict']}: {len(imports['modules'])} modules")
-        if imports["verdict"] != "clean":
+        if imports["verdict"] == "dirty":
             failures.append("imports: side effects, cycles, errors or hangs at import")
+        if signalled is not None and signalled.signum is not None:
+            failures.append(f"interrupted by {signalled.name} during the import audit "
+                            f"({_not_reached(imports)})")
+            return _finish(doc, failures, started, interrupted=signalled.name)
 
     registry = load_target(spec, timeout=timeout)
     doc["plan"] = registry.plan().to_dict()
@@ -135,10 +158,21 @@ def diagnose(spec: str, *, timeout: float = 120.0, import_timeout: float = 10.0,
         say(f"leaks    {leaks['verdict']}")
         if leaks["verdict"] != "clean":
             failures.append("leaks: resources grow across start/stop cycles")
+    return _finish(doc, failures, started)
+
+
+def _finish(doc: dict[str, Any], failures: list[str], started: float, *,
+            interrupted: str | None = None) -> dict[str, Any]:
     doc["failures"] = failures
     doc["verdict"] = "fail" if failures else "pass"
     doc["seconds"] = round(time.perf_counter() - started, 3)
+    doc["interrupted"] = interrupted
     return doc
+
+
+def _not_reached(imports: dict[str, Any]) -> str:
+    pending = len(imports["pending"])
+    return f"{pending} of {pending + len(imports['modules'])} modules not reached"
 
 
 def _summary(doc: dict[str, Any]) -> str:
@@ -158,7 +192,10 @@ def _summary(doc: dict[str, Any]) -> str:
             lines.append(f"    hung: {h['module']} at {h['where']}")
         for err in imports.get("errors", []):
             lines.append(f"    error: {err['module']}: {err['type']}: {err['message']}")
-    lines.append("start    " + timeline(doc["start"], style).replace("\n", "\n         "))
+        if imports.get("partial"):
+            lines.append(f"    interrupted: {_not_reached(imports)}")
+    if "start" in doc:
+        lines.append("start    " + timeline(doc["start"], style).replace("\n", "\n         "))
     leaks = doc.get("leaks")
     if leaks is not None:
         lines.append(f"leaks    {style.status(leaks['verdict'])}: {leaks['growth_bytes_per_cycle']:+.0f} B/cycle "
@@ -196,15 +233,18 @@ def write_junit(path: str, doc: dict[str, Any]) -> None:
         case("imports.cycles", "\n".join(" -> ".join(c) for c in imp["cycles"]) or None)
         for h in imp["hung"]:
             case(f"imports.hung.{h['module']}", f"import hung at {h['where']}")
-    start = doc["start"]
-    error = start.get("error")
-    case("start", f"{error['type']}: {error['message']}" if error else None)
-    for v in start["validation"]:
-        err = v.get("error")
-        failed = err is not None and v["status"] == "failed"
-        case(f"{v['kind']}.{v['name']}", f"{err['type']}: {err['message']}" if failed else None)
-    left = [f"{k}: {item}" for k, items in start["leftovers"].items() for item in items]
-    case("stop.leftovers", "\n".join(left) or None)
+    if doc.get("interrupted"):
+        case("interrupted", doc["failures"][-1])
+    if "start" in doc:
+        start = doc["start"]
+        error = start.get("error")
+        case("start", f"{error['type']}: {error['message']}" if error else None)
+        for v in start["validation"]:
+            err = v.get("error")
+            failed = err is not None and v["status"] == "failed"
+            case(f"{v['kind']}.{v['name']}", f"{err['type']}: {err['message']}" if failed else None)
+        left = [f"{k}: {item}" for k, items in start["leftovers"].items() for item in items]
+        case("stop.leftovers", "\n".join(left) or None)
     if "leaks" in doc:
         leaks = doc["leaks"]
         case("leaks", json.dumps(leaks, indent=1) if leaks["verdict"] != "clean" else None)
@@ -213,41 +253,24 @@ def write_junit(path: str, doc: dict[str, Any]) -> None:
     ET.ElementTree(suite).write(path, encoding="utf-8", xml_declaration=True)
 
 
-class _Status:
-    """One line on the terminal saying which check runs, replaced by the next, erased at the end.
-
-    Only on a terminal: a log or a pipe gets the summary alone, and the
-    summary says it all again.
-    """
-
-    def __init__(self, stream: TextIO) -> None:
-        self.stream = stream
-
-    def __call__(self, line: str) -> None:
-        self.stream.write(f"\r\033[2Kdoctor: {line}")
-        self.stream.flush()
-
-    def clear(self) -> None:
-        self.stream.write("\r\033[2K")
-        self.stream.flush()
-
-
 def run(args: argparse.Namespace) -> int:
     from daybreak.leaks import MIN_CYCLES
 
     if args.cycles < MIN_CYCLES or args.warmup < 0:
         print(f"daybreak doctor: --cycles must be >= {MIN_CYCLES} and --warmup >= 0", file=sys.stderr)
         return 2
-    status = _Status(sys.stderr) if sys.stderr.isatty() and not args.json else None
+    # On a terminal one live line, erased before the summary; in a log (or
+    # with --json) the import audit's progress alone, a line every few seconds.
+    printer = Printer(sys.stderr, prefix="doctor: ", label="imports  ", tty=sys.stderr.isatty() and not args.json)
     try:
         with app_output_to_stderr(args.json):  # stdout holds the JSON alone
             doc = diagnose(args.target, timeout=args.timeout, import_timeout=args.import_timeout,
                            cycles=args.cycles, warmup=args.warmup, allow=args.allow,
                            skip=tuple(args.skip), strict=args.strict, imports_package=args.imports_package,
-                           exclude=tuple(args.exclude), packages=tuple(args.package), progress=status)
+                           exclude=tuple(args.exclude), packages=tuple(args.package), progress=printer.line,
+                           import_progress=printer, interruptible=True)
     finally:
-        if status is not None:
-            status.clear()
+        printer.clear()
     if args.json:
         sys.stdout.write(json.dumps(doc, indent=2, default=str) + "\n")
     else:
@@ -258,4 +281,7 @@ def run(args: argparse.Namespace) -> int:
         write_report(args.html, doc)
     if args.junit:
         write_junit(args.junit, doc)
+    if doc["interrupted"]:
+        print(f"daybreak doctor: interrupted by {doc['interrupted']} during the import audit", file=sys.stderr)
+        return 128 + signal.Signals[doc["interrupted"]].value
     return 0 if doc["verdict"] == "pass" else 1

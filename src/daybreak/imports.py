@@ -43,6 +43,12 @@ hooks and thread tracking installed before the first import, and reports:
 instead (``jobs`` at a time), for effects that depend on the order of imports;
 a module's numbers then include everything it imports.
 
+``progress`` is told how far the audit has got (``daybreak imports`` shows it
+on stderr); once ``stop`` is set (the command sets it on SIGINT or SIGTERM)
+the children are killed, the temporary folder is removed, and the result is
+``partial``: what was found until then, and the modules never reached as
+``pending``.
+
 Thread starts: 3.11 raises no audit event for them, 3.12 raises
 ``_thread.start_new_thread`` and 3.13 ``_thread.start_joinable_thread``. The
 child wraps ``threading.Thread.start`` (reported as ``threading.Thread.start``,
@@ -63,7 +69,8 @@ import fnmatch
 import json
 import os
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from daybreak._config import configured_packages
@@ -79,6 +86,7 @@ from daybreak._imports_graph import (
     search_path,
     static_graph,
 )
+from daybreak._imports_progress import AuditProgress, Printer, Tracker, stop_on_signals
 from daybreak._imports_report import (
     Cause,
     HungModule,
@@ -91,6 +99,7 @@ from daybreak._imports_report import (
 from daybreak._imports_run import Hang, Outcome, Runner
 
 __all__ = (
+    "AuditProgress",
     "Cause",
     "HungModule",
     "ImportAudit",
@@ -145,6 +154,8 @@ def audit(
     path: Sequence[str] = (),
     packages: Sequence[str] = (),
     exclude: Sequence[str] = (),
+    progress: Callable[[AuditProgress], None] | None = None,
+    stop: threading.Event | None = None,
 ) -> ImportAudit:
     """Import every module of ``target`` in a fresh child process and report what it does.
 
@@ -166,6 +177,12 @@ def audit(
         exclude: ``fnmatch`` globs of modules not to audit, matched against the
             dotted name and each of its parts (``tests``, ``test_*``, ``conftest``);
             they and the folders that cannot be imported are listed in ``skipped``.
+        progress: Called, from the threads that watch the children, with an
+            :class:`AuditProgress` whenever a child writes a record and at
+            every poll (about five times a second); it should be quick.
+        stop: Once set (from a signal handler or another thread), the audit
+            ends within a poll: the children are killed and the result is
+            ``partial``, with what was found so far.
 
     Raises:
         TargetNotFoundError: ``target`` cannot be found; nothing was imported.
@@ -198,13 +215,14 @@ def audit(
     roots = (*found.roots, *roots_of(packages, children_path))
     graph = static_graph(found)
 
+    tracker = Tracker(len(found.modules), progress) if progress is not None else None
     with tempfile.TemporaryDirectory(prefix="daybreak-imports-") as workdir:
-        runner = Runner(found, roots, children_path, float(timeout), workdir)
+        runner = Runner(found, roots, children_path, float(timeout), workdir, on_record=tracker, stop=stop)
         if isolate:
             outcomes, hangs = _isolated(runner, found, jobs)
         else:
             outcomes, hangs = runner.one_pass(dependency_order(graph), graph)
-    return _result(found, graph, outcomes, hangs, rules, float(timeout), isolate)
+    return _result(found, graph, outcomes, hangs, rules, float(timeout), isolate, partial=runner.interrupted)
 
 
 def _isolated(runner: Runner, found: Target, jobs: int) -> tuple[dict[str, Outcome], list[Hang]]:
@@ -232,11 +250,18 @@ def _result(
     rules: list[_AllowRule],
     timeout: float,
     isolate: bool,
+    *,
+    partial: bool = False,
 ) -> ImportAudit:
     modules: list[ModuleReport] = []
     allowed: list[tuple[str, SideEffect]] = []
+    # Cut short, the modules no child reached are pending, not clean.
+    pending = tuple(m.name for m in found.modules if partial and not outcomes[m.name].reached)
+    left_out = set(pending)
     for module in found.modules:
         outcome = outcomes[module.name]
+        if outcome.name in left_out:
+            continue
         kept: list[SideEffect] = []
         for effect in dict.fromkeys(outcome.events):  # duplicates from racing threads
             if any(rule.matches(effect) for rule in rules):
@@ -259,6 +284,8 @@ def _result(
         cycles=tuple(tuple(cycle) for cycle in find_cycles(graph)),
         hung=_group_hangs(hangs, outcomes),
         errors=tuple(o.error for m in found.modules if (o := outcomes[m.name]).error is not None),
+        partial=partial,
+        pending=pending,
         allowed=tuple(allowed),
         timeout=timeout,
         mode="isolate" if isolate else "one-pass",
@@ -373,7 +400,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run ``daybreak imports``: 0 clean, 1 dirty or hung, 2 target not found."""
+    """Run ``daybreak imports``: 0 clean, 1 dirty or hung, 2 target not found, 130/143 interrupted.
+
+    Progress goes to stderr. SIGINT or SIGTERM ends the audit early: its
+    children are killed, its temporary folder removed, and the partial report
+    printed before the exit status says which signal it was.
+    """
+    with stop_on_signals() as signalled:
+        code = _run_audit(args, signalled.event)
+    if signalled.signum is not None:
+        print(
+            f"daybreak imports: interrupted by {signalled.name}; the report holds what was found until then",
+            file=sys.stderr,
+        )
+        return 128 + signalled.signum
+    return code
+
+
+def _run_audit(args: argparse.Namespace, stop: threading.Event) -> int:
+    printer = Printer(sys.stderr)
     try:
         result = audit(
             args.target,
@@ -384,10 +429,14 @@ def run(args: argparse.Namespace) -> int:
             path=getattr(args, "path", None) or (),
             packages=[*(getattr(args, "package", None) or ()), *configured_packages()],
             exclude=getattr(args, "exclude", None) or (),
+            progress=printer,
+            stop=stop,
         )
     except (TargetNotFoundError, ValueError) as exc:
         print(f"daybreak imports: error: {exc}", file=sys.stderr)
         return 2
+    finally:
+        printer.clear()
     junit = getattr(args, "junit", None)
     if junit:
         try:
