@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from _markers import marker_line
-from daybreak import StartupError
+from daybreak._run import start_once
 from daybreak._target import TargetError, load_target
 from daybreak.asgi import LifespanFailed, is_asgi_app, registry_of
 from fixtures.asgi import apps, litestar_app
@@ -33,13 +33,7 @@ def daybreak(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 async def start_and_stop(app: Any, name: str, **options: Any) -> dict[str, Any]:
-    system = registry_of(app, name=name, **options).start()
-    try:
-        await system.start()
-    except StartupError:
-        return system.report().to_dict()
-    await system.stop()
-    return system.report().to_dict()
+    return await start_once(registry_of(app, name=name, **options))
 
 
 @pytest.fixture(autouse=True)

@@ -1,6 +1,7 @@
 """Run a coroutine so that SIGINT and SIGTERM roll it back instead of killing it.
 
-Also: keep stdout for a command's JSON alone while the app runs.
+Also: keep stdout for a command's JSON alone while the app runs, and start a
+registry once for its report (``doctor``; the tests of targets).
 """
 
 from __future__ import annotations
@@ -11,9 +12,12 @@ import os
 import signal
 import sys
 from collections.abc import Coroutine, Iterator
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-__all__ = ["Interrupted", "app_output_to_stderr", "run_cancellable"]
+if TYPE_CHECKING:
+    from daybreak.registry import Registry
+
+__all__ = ["Interrupted", "app_output_to_stderr", "run_cancellable", "start_once"]
 
 T = TypeVar("T")
 
@@ -55,6 +59,23 @@ def run_cancellable(main: Coroutine[Any, Any, T]) -> T:
                     loop.remove_signal_handler(signum)
 
     return asyncio.run(guarded())
+
+
+async def start_once(registry: Registry, timeout: float | None = None) -> dict[str, Any]:
+    """Start ``registry`` (every check and validator), stop it; the report as a dict.
+
+    A failed start is rolled back by the engine and reported the same way
+    (its ``error``), not raised: the report is what the caller wants.
+    """
+    from daybreak.errors import StartupError
+
+    system = registry.start(timeout=timeout)
+    try:
+        await system.start()
+    except StartupError:
+        return system.report().to_dict()
+    await system.stop()
+    return system.report().to_dict()
 
 
 @contextlib.contextmanager

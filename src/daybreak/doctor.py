@@ -27,10 +27,8 @@ from typing import TYPE_CHECKING, Any
 
 from daybreak._console import Style, timeline
 from daybreak._imports_progress import Printer, stop_on_signals
-from daybreak._run import app_output_to_stderr, run_cancellable
+from daybreak._run import app_output_to_stderr, run_cancellable, start_once
 from daybreak._target import TARGET_HELP, TargetError, load_target, module_of_target
-from daybreak.errors import StartupError
-from daybreak.registry import Registry
 from daybreak.system import failed_stops
 
 if TYPE_CHECKING:
@@ -69,16 +67,6 @@ def _package_of(spec: str) -> tuple[str, list[str]]:
     # The module form is found from the working directory, as load_target finds it.
     module, root = module_of_target(spec)
     return module.split(".")[0], [root or os.getcwd()]
-
-
-async def _one_start(registry: Registry, timeout: float) -> dict[str, Any]:
-    system = registry.start(timeout=timeout)
-    try:
-        await system.start()
-    except StartupError:
-        return system.report().to_dict()
-    await system.stop()
-    return system.report().to_dict()
 
 
 # Modules the import audit leaves out unless told otherwise: importing tests runs them.
@@ -133,7 +121,7 @@ def diagnose(spec: str, *, timeout: float = 120.0, import_timeout: float = 10.0,
     registry = load_target(spec, timeout=timeout)
     doc["plan"] = registry.plan().to_dict()
     say(f"start    starting {len(doc['plan']['order'])} steps with every check, then stopping ...")
-    start = run_cancellable(_one_start(registry, timeout))
+    start = run_cancellable(start_once(registry, timeout))
     doc["start"] = start
     say(f"start    {start['start_status'] or start['status']} in {start['duration_s'] or 0:.3f}s, "
         f"now {start['status']}")
