@@ -26,7 +26,7 @@ from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, Final, Literal
 
-from daybreak._redact import redact
+from daybreak._redact import redact, redact_strings
 from daybreak.diagnostics import task_stacks, thread_stacks
 from daybreak.errors import StartupError
 
@@ -308,8 +308,9 @@ class Probes:
 
 
 def stacks() -> Answer:
-    return 200, {"threads": [t.to_dict() for t in thread_stacks()],
-                 "tasks": [t.to_dict() for t in task_stacks()]}
+    # Thread and task names, and the source lines of frames, may hold secrets.
+    return 200, redact_strings({"threads": [t.to_dict() for t in thread_stacks()],
+                                "tasks": [t.to_dict() for t in task_stacks()]})
 
 
 def _is_loopback(host: str | None) -> bool:

@@ -24,7 +24,7 @@ from typing import Any, Literal, TypeVar, cast, overload
 
 from daybreak._failures import CANCELLED_ITSELF, exit_message, returned_none, still_running
 from daybreak._introspect import code_of, type_name
-from daybreak._redact import Redactor
+from daybreak._redact import Redactor, redact_strings
 from daybreak._resume import resume
 from daybreak._timeouts import (
     HANG,
@@ -327,6 +327,7 @@ class System:
         self._lifecycle = "stopped"
         self._stopped_s = self._now()
         self._settle()
+        self._redact.settle()
         self._collect_leftovers()
         self._emit("system.failed", error=self._failure[2] if self._failure else None)
 
@@ -361,6 +362,7 @@ class System:
     def _finish_stop(self, walk: asyncio.Task[None], done: asyncio.Future[None],
                      caller: asyncio.Task[Any] | None) -> None:
         self._settle()
+        self._redact.settle()  # learn what the stopped values held, and let them go
         self._lifecycle = "stopped"
         self.state.status = "stopped"
         self._stopped_s = self._now()
@@ -1098,6 +1100,10 @@ class System:
     def report(self) -> StartupReport:
         """The report as of now: a snapshot, safe to call at any time."""
         plan = self.plan
+        # Messages are redacted when recorded; stacks, thread and task names here.
+        def scrub(value: Any) -> Any:
+            return None if value is None else redact_strings(value, self._redact)
+
         durations = {cs.name: cs.duration_s or 0.0 for cs in self._cstate}
         path, path_s = plan.critical_path_for(durations)
         components = []
@@ -1116,12 +1122,12 @@ class System:
                 "duration_s": _r(cs.duration_s),
                 "attempts": cs.attempts,
                 "error": cs.error.to_dict() if cs.error else None,
-                "hang": cs.hang,
+                "hang": scrub(cs.hang),
                 "stop": None if cs.stop_status is None else {
                     "status": cs.stop_status, "start_s": _r(cs.stop_start_s),
                     "duration_s": _r(cs.stop_duration_s),
                     "error": cs.stop_error.to_dict() if cs.stop_error else None,
-                    "hang": cs.stop_hang,
+                    "hang": scrub(cs.stop_hang),
                 },
                 "tags": sorted(s.component.tags),
             })
@@ -1147,8 +1153,8 @@ class System:
             phases=self._phase_rows(),
             components=components,
             validation=validation,
-            loop_blocks=blocks,
-            leftovers=self._leftovers,
+            loop_blocks=scrub(blocks),
+            leftovers=scrub(self._leftovers),
             error=self._failure[1] if self._failure else None,
         )
 
