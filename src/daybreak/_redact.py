@@ -42,6 +42,9 @@ _SECRET_PAIRS: Final = frozenset({
     ("signing", "key"), ("encryption", "key"), ("master", "key"), ("client", "secret"),
     ("session", "id"),
 })
+# Every secret name holds one of these; a name without any needs no splitting.
+_SECRET_PARTS: Final = ("pass", "pwd", "secret", "token", "key", "credential", "dsn", "cookie",
+                        "authorization", "jwt", "session")
 # Short names that are secret only as a query parameter (?sig=..., &auth=...).
 _QUERY_KEYS: Final = frozenset({"key", "sig", "signature", "auth", "code", "token", "apikey",
                                 "x-amz-signature", "x-amz-credential", "x-goog-signature"})
@@ -58,6 +61,9 @@ _MAX_DEPTH: Final = 3
 _PAIR = re.compile(r"(?<![\w.\-])(?P<key>[A-Za-z_][\w.\-]{0,63})(?P<sep>['\"]?[ \t]*[=:][ \t]*)(?P<quote>['\"]?)")
 _AUTH_SCHEME = re.compile(r"(?:Bearer|Basic|Token|Digest|Negotiate|Bot|ApiKey|AWS4-HMAC-SHA256)[ \t]+",
                           re.IGNORECASE)
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]{0,31}://")
+_PORT = re.compile(r"[0-9]{1,5}[/?#]")
+_URL_END = re.compile(r"[ \t\r\n'\"<>]")
 _VALUE_END = frozenset(" \t\r\n'\",;&)}]>")
 _MAX_VALUE = 1024
 _TOKEN = re.compile(
@@ -77,6 +83,9 @@ _BEARER = re.compile(r"(?<![A-Za-z0-9])(?P<scheme>Bearer|Basic)[ \t]+(?P<cred>[A
 
 def looks_secret(name: str) -> bool:
     """Whether a setting called ``name`` probably holds a secret (by whole words)."""
+    lowered = name.lower()
+    if not any(part in lowered for part in _SECRET_PARTS):  # most names: one cheap test
+        return False
     words = [w.lower() for w in _WORD.findall(name)]
     if not words:
         return False
@@ -112,17 +121,16 @@ def _url_passwords(text: str, whole: bool = False) -> Iterator[tuple[int, int]]:
         while j > 0 and (text[j - 1].isalnum() or text[j - 1] in "+.-"):
             j -= 1
         start = i + 3
-        end = start
         limit = min(len(text), start + _MAX_VALUE)
-        if whole:
-            end = limit
-        while end < limit and text[end] not in " \t\r\n'\"<>":
-            end += 1
+        stop = None if whole else _URL_END.search(text, start, limit)
+        end = stop.start() if stop else limit
         at = text.rfind("@", start, end)
-        nxt = end
+        # With no "@" up to its end, no URL starting inside this one has a password either.
+        nxt = end if at == -1 else start
         if j < i and text[j].isalpha() and at != -1:
             colon = text.find(":", start, at)
-            if colon != -1 and "/" not in text[start:colon] and colon + 1 < at:
+            if colon != -1 and "/" not in text[start:colon] and colon + 1 < at \
+                    and (whole or not _PORT.match(text, colon + 1, at)):  # host:8080/p?e=a@b.c
                 yield colon + 1, at
                 nxt = at
         i = text.find("://", nxt)
@@ -256,7 +264,9 @@ def secrets_in_pairs(pairs: Iterable[tuple[str, Any]]) -> list[str]:
             continue
         if looks_secret(name):
             found.append(value)
-        found.extend(value[start:end] for start, end in _url_passwords(value, whole=True))
+        # A setting that is one URL may have spaces in its password; any other text ends a URL at one.
+        whole = _SCHEME.match(value) is not None
+        found.extend(value[start:end] for start, end in _url_passwords(value, whole))
     return found
 
 
