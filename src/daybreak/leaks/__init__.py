@@ -54,6 +54,10 @@ from __future__ import annotations
 from daybreak.leaks._cli import add_arguments, parse_size, run
 from daybreak.leaks._cycles import acheck, check
 from daybreak.leaks._report import KINDS, Kind, LeakedFd, LeakedObject, LeakedWorker, LeakReport, LeakSite, Sample
+from daybreak.leaks._rules import DEFAULT_CYCLES as DEFAULT_CYCLES  # module attributes, not in __all__
+from daybreak.leaks._rules import DEFAULT_THRESHOLD as DEFAULT_THRESHOLD
+from daybreak.leaks._rules import DEFAULT_TRACEBACK_LIMIT as DEFAULT_TRACEBACK_LIMIT
+from daybreak.leaks._rules import DEFAULT_WARMUP as DEFAULT_WARMUP
 from daybreak.leaks._rules import MIN_CYCLES, counted_leaks, memory_leaks, memory_trend
 from daybreak.leaks._sites import growth_sites
 
