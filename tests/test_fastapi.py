@@ -8,6 +8,7 @@ import logging
 import re
 import subprocess
 import sys
+import threading
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -20,7 +21,7 @@ httpx = pytest.importorskip("httpx")
 from fastapi import FastAPI  # noqa: E402
 
 import daybreak.system  # noqa: E402
-from _servers import poll, run_child, serve  # noqa: E402
+from _servers import poll, poll_until, run_child, serve  # noqa: E402
 from daybreak import Disabled, Registry  # noqa: E402
 from daybreak.fastapi import health_router, lifespan, metrics_route  # noqa: E402
 from daybreak.monitor import MemoryMonitor, memory_monitor  # noqa: E402
@@ -417,6 +418,36 @@ async def test_startup_report_is_rendered_once_after_start_and_once_after_stop(
             stopped = await client.get("/health/startup")
             assert (stopped.status_code, stopped.json()["status"]) == (200, "stopped")
     assert renders == ["ready", "stopped"]
+
+
+async def test_startup_report_of_a_large_plan_renders_once_off_the_loop(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Concurrent /health/startup requests share one render, which leaves the loop free to serve."""
+    registry = Registry("large")
+    for i in range(1000):
+        provided = type(f"T{i}", (), {})
+        registry.add(provided, name=f"c{i}", provides=provided, blocking=False)
+    began, release = threading.Event(), threading.Event()
+    outcome: list[str] = []
+    real = daybreak.system.System.report
+
+    def held(self: daybreak.system.System) -> Any:
+        began.set()
+        # On the loop this wait would hold every request, /health/live's included, until the deadline.
+        outcome.append("released" if release.wait(timeout=20) else "the loop was blocked")
+        return real(self)
+
+    monkeypatch.setattr(daybreak.system.System, "report", held)
+    async with serve(make_app(registry)) as srv:
+        requests = [asyncio.ensure_future(srv.client.get("/health/startup")) for _ in range(20)]
+        await poll_until(began.is_set, what="the report to be rendered")
+        live = await srv.client.get("/health/live")  # answered while the render runs
+        release.set()
+        responses = await asyncio.gather(*requests)
+    assert live.status_code == 200
+    assert outcome == ["released"]  # one render for 20 requests, not on the loop
+    assert {r.status_code for r in responses} == {200}
+    assert len({r.content for r in responses}) == 1
+    assert len(responses[0].json()["components"]) == 1000
 
 
 # -- memory and metrics ------------------------------------------------------------

@@ -324,16 +324,23 @@ def _is_loopback(host: str | None) -> bool:
 
 # The rendered report of each system, once per settled state ("started":
 # ready, degraded or failed, and while stopping; "stopped"): rendering a large
-# plan takes long, and /health/startup is open to every prober.
-_rendered: weakref.WeakKeyDictionary[System, tuple[str, bytes]] = weakref.WeakKeyDictionary()
+# plan takes seconds, and /health/startup is open to every prober. The render
+# runs in the loop's default executor, so the loop serves other requests meanwhile,
+# and the requests that come during it wait for that one render.
+_rendered: weakref.WeakKeyDictionary[System, tuple[str, asyncio.Future[bytes]]] = weakref.WeakKeyDictionary()
 
 
-def startup(system: System) -> tuple[int, bytes]:
+def _render(system: System) -> bytes:
+    return json.dumps(system.report().to_dict(), default=str).encode()
+
+
+async def startup(system: System) -> tuple[int, bytes]:
     """The start-up report as JSON bytes: 200 once the start finished, 503 before and after a failure.
 
     While the system is pending or starting the body is a summary (``name``,
     ``status``, ``phase``); the full report is rendered once the start has
-    finished and once more after the stop, then served from that cache.
+    finished and once more after the stop, off the event loop, then served
+    from that cache.
     """
     status = system.state.status
     code = 503 if status in ("pending", "starting", "failed") else 200
@@ -341,10 +348,19 @@ def startup(system: System) -> tuple[int, bytes]:
         return code, json.dumps({"name": system.name, "status": status,
                                  "phase": system.state.phase}).encode()
     settled = "stopped" if status == "stopped" else "started"
-    cached = _rendered.get(system)
-    if cached is None or cached[0] != settled:
-        cached = _rendered[system] = (settled, json.dumps(system.report().to_dict(), default=str).encode())
-    return code, cached[1]
+    loop = asyncio.get_running_loop()
+    entry = _rendered.get(system)
+    if entry is not None and entry[0] == settled and entry[1].done() and not entry[1].cancelled() \
+            and entry[1].exception() is None:
+        return code, entry[1].result()  # also when another loop rendered it
+    if entry is None or entry[0] != settled or entry[1].done() or entry[1].get_loop() is not loop:
+        entry = _rendered[system] = (settled, loop.run_in_executor(None, _render, system))
+    try:
+        return code, await asyncio.shield(entry[1])
+    except Exception:
+        if _rendered.get(system) is entry:  # the next request tries again
+            del _rendered[system]
+        raise
 
 
 def memory(system: System) -> Answer:

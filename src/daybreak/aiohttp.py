@@ -148,7 +148,7 @@ def health_routes(
         system, _ = parts(request)
         if system is None:
             return _json(_health.unavailable())
-        code, body = _health.startup(system)
+        code, body = await _health.startup(system)
         return web.Response(body=body, status=code, content_type="application/json")
 
     async def memory(request: web.Request) -> web.Response:

@@ -84,7 +84,7 @@ def health_router(
         system, _ = state(request)
         if system is None:
             return _json(_health.unavailable())
-        code, body = _health.startup(system)
+        code, body = await _health.startup(system)
         return Response(body, status_code=code, media_type="application/json")
 
     @get("/memory", include_in_schema=include_in_schema)

@@ -156,7 +156,7 @@ class _HealthEndpoints:
         system = getattr(request.app.state, _STATE_ATTR, None)
         if system is None:
             return _json(_health.unavailable())
-        code, body = _health.startup(system)
+        code, body = await _health.startup(system)
         return Response(body, status_code=code, media_type="application/json")
 
     async def memory(self, request: Request) -> Response:
