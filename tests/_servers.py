@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -97,12 +99,77 @@ async def poll(check: Callable[[], Awaitable[Any]], timeout: float = 20.0, inter
         await asyncio.sleep(interval)
 
 
-def run_child(argv: list[str], *, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    """Run a server in a child process (cwd: tests/fixtures/web) and wait for it to exit."""
+def child_env(**extra: str) -> dict[str, str]:
+    """The environment of a server child: this one's, without pytest's, the fixtures importable."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}
     env["PYTHONPATH"] = os.pathsep.join([str(FIXTURES), *sys.path])
-    return subprocess.run(argv, cwd=FIXTURES, env=env, capture_output=True, text=True,
+    env.update(extra)
+    return env
+
+
+def run_child(argv: list[str], *, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """Run a server in a child process (cwd: tests/fixtures/web) and wait for it to exit."""
+    return subprocess.run(argv, cwd=FIXTURES, env=child_env(), capture_output=True, text=True,
                           timeout=timeout, check=False)
+
+
+class Child:
+    """A server in a child process whose stderr lines are collected as they come."""
+
+    def __init__(self, argv: list[str], **env: str) -> None:
+        self.proc = subprocess.Popen(argv, cwd=FIXTURES, env=child_env(**env), stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        self.lines: list[str] = []
+        self._changed = threading.Condition()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            with self._changed:
+                self.lines.append(line.rstrip("\n"))
+                self._changed.notify_all()
+        with self._changed:
+            self.lines.append("<eof>")
+            self._changed.notify_all()
+
+    @property
+    def stderr(self) -> str:
+        return "\n".join(self.lines)
+
+    def wait_for(self, pattern: str, timeout: float = 60) -> re.Match[str]:
+        """The first stderr line that matches ``pattern`` (waiting for it to be written)."""
+        regex = re.compile(pattern)
+        seen = 0
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while True:
+                for line in self.lines[seen:]:
+                    found = regex.search(line)
+                    if found:
+                        return found
+                seen = len(self.lines)
+                assert "<eof>" not in self.lines[-1:], f"exited without {pattern!r}:\n{self.stderr}"
+                left = deadline - time.monotonic()
+                assert left > 0, f"no {pattern!r} in time:\n{self.stderr}"
+                self._changed.wait(left)
+
+    def index(self, text: str) -> int:
+        """The number of the first stderr line that contains ``text``."""
+        return next(i for i, line in enumerate(self.lines) if text in line)
+
+    def exit_status(self, timeout: float = 60) -> int:
+        code = self.proc.wait(timeout)
+        self._reader.join(timeout)
+        if self.proc.stderr is not None and not self._reader.is_alive():
+            self.proc.stderr.close()
+        return code
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.exit_status()
 
 
 class Base:

@@ -26,6 +26,7 @@ from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, Final, Literal
 
+from daybreak._drain import Drain, draining
 from daybreak._redact import redact, redact_strings
 from daybreak.diagnostics import task_stacks, thread_stacks
 from daybreak.errors import StartupError
@@ -126,6 +127,7 @@ async def running(
     on_failure: FailureHook | None,
     log: logging.Logger,
     start_options: Mapping[str, Any],
+    drain: float = 0.0,
     end_process: Callable[[int], None] = exit_from_loop,
 ) -> AsyncIterator[System]:
     """Start ``registry`` for a server's lifespan, put it on ``state``, stop it afterwards.
@@ -136,21 +138,38 @@ async def running(
     is called. The default (``on_failure=None``) asks the server to shut
     down (:func:`request_shutdown`) and, once the system has stopped, ends
     the process with :data:`FAILED_START_EXIT_STATUS` through ``end_process``.
+
+    ``drain`` (seconds, resolved by :func:`daybreak._drain.drain_seconds`):
+    on SIGTERM, readiness answers 503 for that long before the server gets
+    the signal (:class:`daybreak._drain.Drain`).
     """
     system = registry.start(**start_options)
     setattr(state, STATE_ATTR, system)
     setattr(state, ERROR_ATTR, None)
+    drainer = Drain(system, drain, log)
+    drainer.install()
+    try:
+        async with _started(state, system, background=background, on_failure=on_failure, log=log,
+                            end_process=end_process):
+            yield system
+    finally:
+        drainer.uninstall()
+
+
+@asynccontextmanager
+async def _started(state: object, system: System, *, background: bool, on_failure: FailureHook | None,
+                   log: logging.Logger, end_process: Callable[[int], None]) -> AsyncIterator[None]:
     if not background:
         await system.start()
         try:
-            yield system
+            yield
         finally:
             await system.stop()
         return
     task = asyncio.get_running_loop().create_task(
         _start_in_background(state, system, on_failure, log), name=f"daybreak: start {system.name}")
     try:
-        yield system
+        yield
     finally:
         if not task.done():
             task.cancel()
@@ -251,6 +270,8 @@ class Probes:
         if system is None:
             return unavailable()
         status = system.state.status
+        if status in ("ready", "degraded") and system in draining:  # SIGTERM came: out of rotation
+            return 503, {"status": "draining", "phase": None, "failed": _failed_components(system)}
         if status not in ("ready", "degraded"):
             body: dict[str, Any] = {"status": status, "phase": system.state.phase,
                                     "failed": _failed_components(system)}

@@ -32,6 +32,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 
 from daybreak import _health
+from daybreak._drain import drain_seconds
 from daybreak._health import DEFAULT_CHECK_INTERVAL, FAILED_START_EXIT_STATUS, FailureHook
 
 if TYPE_CHECKING:
@@ -67,6 +68,7 @@ def cleanup_ctx(
     *,
     background: bool = False,
     on_failure: FailureHook | None = None,
+    drain: float | None = None,
     **start_options: Any,
 ) -> Callable[[web.Application], AsyncIterator[None]]:
     """For ``app.cleanup_ctx.append(...)``: start ``registry`` with the app, stop it at clean-up.
@@ -78,16 +80,21 @@ def cleanup_ctx(
     :class:`~daybreak.StartupError`); with ``True`` it serves at once, and a
     failed start turns the probes to 503, is logged on ``daybreak.aiohttp``
     (stderr when no handler would show it) and calls ``on_failure``, by
-    default a graceful shutdown and exit status 3. ``start_options`` go to
+    default a graceful shutdown and exit status 3. ``drain``: on the first
+    ``SIGTERM`` (``web.run_app`` handles it), readiness answers 503 for that
+    many seconds before the app shuts down (default ``$DAYBREAK_DRAIN_S``,
+    else 5; see :func:`daybreak.starlette.lifespan`). ``start_options`` go to
     :meth:`Registry.start`.
     """
 
     key = _key()
+    seconds = drain_seconds(drain)
 
     async def context(app: web.Application) -> AsyncIterator[None]:
         state = app[key] = _State()
         async with _health.running(registry, state, background=background, on_failure=on_failure,
-                                   log=logger, start_options=start_options, end_process=_health.exit_now):
+                                   log=logger, start_options=start_options, drain=seconds,
+                                   end_process=_health.exit_now):
             yield
 
     return context

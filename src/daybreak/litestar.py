@@ -27,6 +27,7 @@ from litestar.config.app import AppConfig
 from litestar.plugins import InitPluginProtocol
 
 from daybreak import _health
+from daybreak._drain import drain_seconds
 from daybreak._health import DEFAULT_CHECK_INTERVAL, FAILED_START_EXIT_STATUS, FailureHook
 
 if TYPE_CHECKING:
@@ -120,13 +121,17 @@ class DaybreakPlugin(InitPluginProtocol):
             probes to 503, is logged on ``daybreak.litestar`` (stderr when no
             handler would show it) and calls ``on_failure``, by default a
             graceful shutdown and exit status 3.
+        drain: the delay between the first ``SIGTERM`` and the server's
+            shutdown, while readiness answers 503 (as for
+            :func:`daybreak.starlette.lifespan`; default ``$DAYBREAK_DRAIN_S``,
+            else 5 s).
         health_prefix: where the health routes go (:func:`health_router`);
             ``None`` for none.
         stacks, token, allow_loopback, check_interval, include_in_schema:
             the options of :func:`health_router`.
     """
 
-    __slots__ = ("_background", "_on_failure", "_registry", "_router", "_start_options")
+    __slots__ = ("_background", "_drain", "_on_failure", "_registry", "_router", "_start_options")
 
     def __init__(
         self,
@@ -134,6 +139,7 @@ class DaybreakPlugin(InitPluginProtocol):
         *,
         background: bool = False,
         on_failure: FailureHook | None = None,
+        drain: float | None = None,
         health_prefix: str | None = "/health",
         stacks: bool = False,
         token: str | None = None,
@@ -145,6 +151,7 @@ class DaybreakPlugin(InitPluginProtocol):
         self._registry = registry
         self._background = background
         self._on_failure = on_failure
+        self._drain = drain_seconds(drain)
         self._start_options = start_options
         self._router = None if health_prefix is None else health_router(
             health_prefix, stacks=stacks, token=token, allow_loopback=allow_loopback,
@@ -160,5 +167,5 @@ class DaybreakPlugin(InitPluginProtocol):
     async def _lifespan(self, app: Litestar) -> AsyncIterator[None]:
         async with _health.running(self._registry, app.state, background=self._background,
                                    on_failure=self._on_failure, log=logger,
-                                   start_options=self._start_options):
+                                   start_options=self._start_options, drain=self._drain):
             yield

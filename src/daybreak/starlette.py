@@ -33,6 +33,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from daybreak import _health
+from daybreak._drain import drain_seconds
 from daybreak._health import DEFAULT_CHECK_INTERVAL, FAILED_START_EXIT_STATUS, FailureHook, request_shutdown
 from daybreak.asgi import REGISTRY_ATTR
 
@@ -60,6 +61,7 @@ def lifespan(
     *,
     background: bool = False,
     on_failure: FailureHook | None = None,
+    drain: float | None = None,
     **start_options: Any,
 ) -> Callable[[Starlette], AbstractAsyncContextManager[None]]:
     """A lifespan for ``Starlette(lifespan=...)`` (and FastAPI's) that starts and stops ``registry``.
@@ -89,16 +91,27 @@ def lifespan(
             policy ``on-failure`` restarts it, and gunicorn stops instead of
             booting workers in a loop. The redacted message is also kept as
             ``app.state.daybreak_error``.
+        drain: seconds between the first ``SIGTERM`` and the server's
+            shutdown (default: ``$DAYBREAK_DRAIN_S``, else 5). Meanwhile
+            ``/health/ready`` answers 503 (``status: draining``), so that the
+            load balancers take the pod out of rotation, and every other
+            route serves as before; then the server stops as it would have
+            (no new connections, requests in flight finish, the system
+            stops). A second ``SIGTERM`` ends the drain at once; ``0`` turns
+            it off. A system that is not serving yet (or failed) does not
+            drain.
 
     The background task belongs to the lifespan: a shutdown that comes
     while it is still starting cancels it (the start rolls back what it
     started) and waits for it before stopping the system.
     """
 
+    seconds = drain_seconds(drain)
+
     @asynccontextmanager
     async def run(app: Starlette) -> AsyncIterator[None]:
         async with _health.running(registry, app.state, background=background, on_failure=on_failure,
-                                   log=logger, start_options=start_options):
+                                   log=logger, start_options=start_options, drain=seconds):
             yield
 
     setattr(run, REGISTRY_ATTR, registry)  # `daybreak start app:app` checks the app through it
