@@ -20,7 +20,7 @@ from starlette.requests import Request  # noqa: E402
 from starlette.responses import JSONResponse  # noqa: E402
 from starlette.routing import Mount, Route  # noqa: E402
 
-from _servers import Base, check_health_routes, gated_registry, serve  # noqa: E402
+from _servers import Base, Child, check_health_routes, gated_registry, serve  # noqa: E402
 from daybreak.starlette import health_routes, lifespan, metrics_route, system_of  # noqa: E402
 
 
@@ -116,6 +116,38 @@ def test_daybreak_keeps_logging_across_fileconfig_and_probe_checks_log_at_debug(
     assert any("component.started migrated component=service" in line for line in lines), out.stderr
     assert any("system.ready migrated" in line for line in lines), out.stderr
     assert not any("check.passed" in line for line in lines), out.stderr
+
+
+def test_a_failed_background_start_reaches_the_handlers_of_fileconfig(tmp_path: Path) -> None:
+    """fileConfig() disables daybreak.starlette too: the failure still goes to the configured handler."""
+    pytest.importorskip("uvicorn")
+    ini = tmp_path / "logging.ini"
+    ini.write_text(textwrap.dedent("""
+        [loggers]
+        keys = root
+        [handlers]
+        keys = console
+        [formatters]
+        keys = generic
+        [logger_root]
+        level = WARNING
+        handlers = console
+        [handler_console]
+        class = StreamHandler
+        args = (sys.stderr,)
+        formatter = generic
+        [formatter_generic]
+        format = configured %(levelname)s %(name)s: %(message)s
+    """))
+    child = Child([sys.executable, "-m", "uvicorn", "--factory", "failing:fileconfig_app", "--host", "127.0.0.1",
+                   "--port", "0", "--log-level", "warning"], LOGGING_INI=str(ini))
+    try:
+        assert child.exit_status() == 3, child.stderr
+    finally:
+        child.kill()
+    assert "configured ERROR daybreak.starlette: daybreak: 'late-failure' failed to start in the background" \
+        in child.stderr
+    assert "hunter2" not in child.stderr
 
 
 def test_import_daybreak_starlette_does_not_import_fastapi() -> None:

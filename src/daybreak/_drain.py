@@ -140,6 +140,7 @@ class Drain:
             self._pass()
         else:
             draining.add(self._system)
+            self._log.disabled = False  # as in _health.report_error: fileConfig() may have disabled it
             self._log.info("daybreak: SIGTERM; %r answers 503 on readiness and serves on for %g s "
                            "(drain), then the server stops", self._system.name, self._seconds)
             assert self._loop is not None

@@ -92,6 +92,9 @@ def report_error(log: logging.Logger, message: str) -> None:
     A failed start must leave a trace even in an app that never configured
     logging (daybreak's logger has only a ``NullHandler`` of its own).
     """
+    # logging.config.fileConfig() (Alembic's env.py) disables the daybreak.* loggers it
+    # does not name, as it does the `daybreak` logger (events.log_event); its level still rules.
+    log.disabled = False
     if reaches_a_handler(log, logging.ERROR):
         log.error("%s", message)
     else:
