@@ -60,6 +60,22 @@ async def test_cleanup_ctx_starts_and_stops_the_system_and_the_routes_answer() -
     assert systems[0].status == "stopped"
 
 
+async def test_stacks_trust_the_socket_peer_only_when_asked_and_never_a_forwarded_one() -> None:
+    gate = asyncio.Event()
+    gate.set()
+    app = web.Application()
+    app.cleanup_ctx.append(cleanup_ctx(gated_registry("aio", gate)))
+    app.add_routes([*health_routes(stacks=True, allow_loopback=True), *health_routes("/off")])
+    async with run(app) as client:
+        assert (await client.get("/off/stacks")).status_code == 404
+        assert (await client.get("/health/stacks")).status_code == 200  # the socket peer is loopback
+        for forwarded in ({"X-Forwarded-For": "127.0.0.1"}, {"X-Real-IP": "127.0.0.1"},
+                          {"CF-Connecting-IP": "127.0.0.1"}):
+            denied = await client.get("/health/stacks", headers=forwarded)
+            assert denied.status_code == 403, forwarded
+        assert (await client.get("/health/stacks?access_token=x")).status_code == 400
+
+
 async def test_a_failed_critical_start_fails_the_app_start_up() -> None:
     registry = Registry("broken")
 

@@ -339,6 +339,7 @@ async def test_stacks_need_the_token_unless_loopback_is_trusted_and_not_forwarde
     async with serve(app, forwarded_allow_ips="*") as srv:
         assert (await srv.client.get("/off/stacks")).status_code == 404
 
+        assert (await srv.client.get("/token/stacks", headers=spoofed)).status_code == 401
         anonymous = await srv.client.get("/token/stacks")  # loopback alone is not enough
         assert anonymous.status_code == 401
         assert anonymous.headers["www-authenticate"] == "Bearer"
@@ -356,7 +357,8 @@ async def test_stacks_need_the_token_unless_loopback_is_trusted_and_not_forwarde
 
         assert (await srv.client.get("/local/stacks")).status_code == 200  # the socket peer is loopback
         for forwarded in (spoofed, {"Forwarded": "for=127.0.0.1"}, {"X-Real-IP": "127.0.0.1"},
-                          {"X-Forwarded-For": "203.0.113.7"}):
+                          {"X-Forwarded-For": "203.0.113.7"}, {"True-Client-IP": "127.0.0.1"},
+                          {"CF-Connecting-IP": "127.0.0.1"}, {"X-Client-IP": "::1"}):
             denied = await srv.client.get("/local/stacks", headers=forwarded)
             assert denied.status_code == 403, forwarded
             assert "not through a proxy" in denied.json()["error"]

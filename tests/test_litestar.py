@@ -38,6 +38,23 @@ async def test_plugin_starts_the_system_and_serves_the_health_routes() -> None:
     assert system.status == "stopped"
 
 
+async def test_stacks_trust_loopback_only_when_asked_and_never_a_forwarded_one() -> None:
+    """uvicorn --proxy-headers --forwarded-allow-ips='*' rewrites the client from X-Forwarded-For."""
+    gate = asyncio.Event()
+    gate.set()
+    app = Litestar(plugins=[DaybreakPlugin(gated_registry("lite", gate), stacks=True, allow_loopback=True)])
+    async with serve(app, forwarded_allow_ips="*") as srv:
+        assert (await srv.client.get("/health/stacks")).status_code == 200  # the socket peer is loopback
+        for forwarded in ({"X-Forwarded-For": "127.0.0.1"}, {"Forwarded": "for=127.0.0.1"},
+                          {"True-Client-IP": "127.0.0.1"}):
+            denied = await srv.client.get("/health/stacks", headers=forwarded)
+            assert denied.status_code == 403, forwarded
+            assert "not through a proxy" in denied.json()["error"]
+        assert (await srv.client.get("/health/stacks?token=x")).status_code == 400
+        schema = (await srv.client.get("/schema/openapi.json")).json()
+        assert not any(path.endswith("/stacks") for path in schema["paths"])
+
+
 def test_failed_background_start_exits_with_status_3() -> None:
     done = run_child([sys.executable, "-m", "uvicorn", "--factory", "failing:litestar_app",
                       "--host", "127.0.0.1", "--port", "0", "--log-level", "warning"])

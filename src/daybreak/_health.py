@@ -50,9 +50,12 @@ DEFAULT_CHECK_INTERVAL: Final = 2.0
 #: gunicorn booting workers in a loop).
 FAILED_START_EXIT_STATUS: Final = 3
 
-# Headers a proxy adds; uvicorn (--proxy-headers) and others rewrite the ASGI
-# "client" from them, so a request carrying one is not known to come from loopback.
-_FORWARDING_HEADERS: Final = ("forwarded", "x-forwarded-for", "x-real-ip")
+# Headers a proxy or CDN adds; uvicorn (--proxy-headers), hypercorn and
+# client-address middlewares rewrite the ASGI "client" from them, so a request
+# carrying one is not known to come from loopback.
+_FORWARDING_HEADERS: Final = frozenset((
+    "forwarded", "x-forwarded-for", "x-real-ip", "x-original-forwarded-for", "x-client-ip",
+    "true-client-ip", "cf-connecting-ip", "fastly-client-ip", "x-cluster-client-ip"))
 
 
 # -- lifespan ------------------------------------------------------------------
@@ -322,7 +325,7 @@ class Probes:
                     credentials.strip().encode(), self.token.encode()):
                 return None
         if self.allow_loopback and _is_loopback(peer) and not any(
-                h in _FORWARDING_HEADERS for h in headers):
+                h.lower() in _FORWARDING_HEADERS for h in headers):
             return None
         if self.token is None:
             return 403, {"error": "stacks are served to loopback peers only (allow_loopback=True), "

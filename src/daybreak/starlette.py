@@ -229,8 +229,8 @@ def health_routes(
       the query string is refused), unless the app opts into
       ``allow_loopback=True``: then a request whose peer is a loopback
       address and that carries no forwarding header (``Forwarded``,
-      ``X-Forwarded-For``, ``X-Real-IP``: servers rewrite the client address
-      from them) is served without a token. ``stacks=True`` with neither is
+      ``X-Forwarded-For``, ``X-Real-IP``, ``True-Client-IP``, ...: servers and
+      middlewares rewrite the client address from them) is served without a token. ``stacks=True`` with neither is
       an error.
     """
     endpoints = _HealthEndpoints(_health.Probes(stacks=stacks, token=token, allow_loopback=allow_loopback,
