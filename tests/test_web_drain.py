@@ -69,6 +69,36 @@ def test_sigterm_turns_readiness_503_drains_serving_requests_then_stops(client: 
         child.kill()
 
 
+def test_aiohttp_run_app_drains_on_sigterm_too(client: httpx.Client) -> None:
+    """web.run_app's SIGTERM handler is the loop's: the drain stands in front of it the same way."""
+    pytest.importorskip("aiohttp")
+    child = Child([sys.executable, "-c", "import draining; draining.aiohttp_main()"], DRAIN_S="600")
+    try:
+        base = "http://127.0.0.1:" + child.wait_for(r"draining-app: listening on (\d+)").group(1)
+        child.wait_for("draining-app: serving")
+        assert client.get(f"{base}/health/ready").json()["status"] == "ready"
+        with ThreadPoolExecutor(1) as pool:
+            in_flight = pool.submit(client.get, f"{base}/slow")
+            child.wait_for("draining-app: slow started")
+            child.proc.send_signal(signal.SIGTERM)
+            for _ in range(10_000):
+                ready = client.get(f"{base}/health/ready")
+                if ready.status_code != 200:
+                    break
+            assert (ready.status_code, ready.json()["status"]) == (503, "draining")
+            assert client.get(f"{base}/work").json() == {"work": "done"}
+            assert child.proc.poll() is None
+            child.proc.send_signal(signal.SIGUSR1)  # the request in flight finishes while draining
+            assert in_flight.result().json() == {"slow": "done"}
+            child.proc.send_signal(signal.SIGTERM)  # ends the drain
+        assert child.exit_status() == 0
+        assert child.index("draining-app: slow done") < child.index("draining-app: base stopped") \
+            < child.index("draining-app: run_app returned")
+        assert "Traceback" not in child.stderr
+    finally:
+        child.kill()
+
+
 def test_the_drain_ends_by_itself_and_the_server_stops(client: httpx.Client) -> None:
     child = uvicorn(drain="0.5")
     try:
