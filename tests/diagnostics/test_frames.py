@@ -88,6 +88,21 @@ class TestInnermostProjectFrame:
         assert innermost_project_frame([]) is None
 
 
+def wait_until_blocked(ident: int, *, code: object = None, line: int | None = None) -> None:
+    """Wait (5 s guard) until thread ``ident``'s innermost frame runs ``code`` or is at ``line``.
+
+    An event the thread sets just before it blocks says nothing about whether it
+    has reached the blocking call yet; its own frame does.
+    """
+    deadline = time.monotonic() + 5
+    while True:
+        top = sys._current_frames().get(ident)
+        if top is not None and (top.f_code is code or top.f_lineno == line):
+            return
+        assert time.monotonic() < deadline, f"thread {ident} never blocked: {top}"
+        time.sleep(0.001)
+
+
 def find(name: str) -> ThreadStack:
     matches = [stack for stack in thread_stacks() if stack.name == name]
     assert len(matches) == 1, [stack.name for stack in thread_stacks()]
@@ -106,7 +121,8 @@ def test_thread_stacks_show_a_blocked_thread_at_its_line() -> None:
     thread.start()
     try:
         assert waiting.wait(5)
-        time.sleep(0.01)  # from set() to inside wait()
+        assert thread.ident is not None
+        wait_until_blocked(thread.ident, code=threading.Condition.wait.__code__)
         stack = find("blocked-worker")
         assert stack.ident == thread.ident
         assert stack.daemon is True
@@ -137,7 +153,7 @@ def test_thread_stacks_include_threads_unknown_to_threading() -> None:
     ident = _thread.start_new_thread(raw, ())
     try:
         assert started.acquire(timeout=5)
-        time.sleep(0.01)
+        wait_until_blocked(ident, line=line_of(__file__, "raw-thread"))
         (stack,) = [s for s in thread_stacks() if s.ident == ident]
         assert stack.name == "<unknown>"
         assert stack.frames[-1].where == where(__file__, "raw-thread")
