@@ -128,7 +128,11 @@ async def test_memory_monitor_samples_on_the_loop_and_warns_on_sustained_growth(
     async with registry.start() as system:
         monitor = system[MemoryMonitor]
         assert threading.active_count() == threads_before  # no thread of its own
-        await asyncio.sleep(0.3)
+        # Wait for the warning itself: a fixed sleep held too few samples on a loaded machine.
+        deadline = time.monotonic() + 10
+        while not monitor.warnings:
+            assert time.monotonic() < deadline, f"no warning: {monitor.to_dict()}"
+            await asyncio.sleep(0.01)
         data = monitor.to_dict()
     assert data["samples"] >= 5
     assert data["growth_bytes_per_s"] > 0
