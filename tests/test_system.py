@@ -1283,6 +1283,9 @@ class TestLifecycle:
         events: list[daybreak.Event] = []
         phases_seen: list[str | None] = []
         holder: dict[str, System] = {}
+        # Events, not sleeps: the optional steps of phase one finish while phase three runs.
+        third_running = asyncio.Event()
+        after_late_done = asyncio.Event()
 
         @registry.component(phase="one")
         async def quick() -> Settings:
@@ -1290,13 +1293,14 @@ class TestLifecycle:
 
         @registry.component(phase="one", optional=True)
         async def late_optional() -> Analytics:
-            await asyncio.sleep(0.1)  # phase two does not wait for an optional step
+            await third_running.wait()  # phase two does not wait for an optional step
             phases_seen.append(holder["system"].state.phase)
             return Analytics()
 
         @registry.component(phase="one", optional=True)
         async def after_late(a: Analytics) -> Mailer:
             phases_seen.append(holder["system"].state.phase)
+            after_late_done.set()
             return Mailer()
 
         @registry.component(phase="two")
@@ -1305,7 +1309,8 @@ class TestLifecycle:
 
         @registry.component(phase="three")
         async def third(d: Database) -> Api:
-            await asyncio.sleep(0.2)
+            third_running.set()
+            await after_late_done.wait()
             return Api()
 
         holder["system"] = registry.start(listeners=[events.append])
@@ -1440,7 +1445,12 @@ class TestLifecycle:
         assert system.status == "failed"
         with pytest.raises(UsageError):
             await system.start()
-        await asyncio.sleep(0.3)  # the shielded rollback finishes on its own
+        # The shielded rollback finishes on its own: wait until its tasks are gone (a fixed
+        # sleep could leave them running into the next test of this worker).
+        deadline = time.monotonic() + 10
+        while [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]:
+            assert time.monotonic() < deadline, asyncio.all_tasks()
+            await asyncio.sleep(0.01)
 
     async def test_start_and_stop_leave_nothing_running(self) -> None:
         log: list[str] = []
