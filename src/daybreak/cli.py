@@ -17,6 +17,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from daybreak._config import ConfigError
 from daybreak._run import Interrupted, app_output_to_stderr, run_cancellable
 from daybreak._target import TARGET_HELP, TargetError, load_target
 from daybreak.errors import DeclarationError
@@ -33,7 +34,9 @@ def _add_target(parser: argparse.ArgumentParser) -> None:
 
 
 def _plan(args: argparse.Namespace) -> int:
-    plan = load_target(args.target).plan()
+    # Only the readable form may share stdout with what the app prints at import.
+    with app_output_to_stderr(args.format != "text"):
+        plan = load_target(args.target).plan()
     out = {"text": plan.to_text, "json": plan.to_json, "dot": plan.to_dot,
            "mermaid": plan.to_mermaid}[args.format]()
     sys.stdout.write(out if out.endswith("\n") else out + "\n")
@@ -199,7 +202,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         code: int = args.func(args)
-    except (TargetError, DeclarationError) as exc:
+    except (TargetError, DeclarationError, ConfigError) as exc:
         print(f"daybreak {args.command}: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except Interrupted as exc:
