@@ -457,9 +457,9 @@ def test_cli_failed_start_exits_1(tmp_path: Path, capsys: Capture) -> None:
         "async def db() -> Db:\n"
         "    raise ConnectionRefusedError('no database')\n", encoding="utf-8")
     code = main(["leaks", f"{target}:registry", "--cycles", "3", "--warmup", "0"])
-    err = capsys.readouterr().err
+    out = capsys.readouterr().out  # the report, whose verdict is error
     assert code == 1
-    assert "cycle 1 of 3" in err
+    assert "error: the start failed in cycle 1 of 3" in out
 
 
 def test_cli_refuses_fewer_than_three_cycles(capsys: Capture) -> None:

@@ -46,7 +46,7 @@ class Style:
     def status(self, status: str) -> str:
         if status in ("ready", "started", "passed", "clean", "stopped", "done"):
             return self.green(status)
-        if status in ("failed", "leak", "dirty"):
+        if status in ("failed", "leak", "dirty", "error"):
             return self.red(status)
         if status in ("degraded", "skipped", "disabled"):
             return self.yellow(status)

@@ -50,6 +50,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="measured start/stop cycles of the leak check (default 8)")
     parser.add_argument("--warmup", type=int, default=2, metavar="N",
                         help="cycles before measuring (default 2)")
+    parser.add_argument("--threshold", type=_size, default=None, metavar="BYTES",
+                        help="memory growth per cycle above which the leak check may call it a leak "
+                        "(default: [tool.daybreak.leaks] threshold, else 1KiB)")
     parser.add_argument("--allow", action="append", default=[], metavar="EVENT[:detail]",
                         help="an import side effect that is expected (repeatable)")
     parser.add_argument("--imports-package", metavar="PKG", default=None,
@@ -61,6 +64,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--skip", action="append", default=[], choices=("imports", "leaks"),
                         help="leave out a check (repeatable)")
     parser.add_argument("--strict", action="store_true", help="a degraded start is a failure")
+
+
+def _size(text: str) -> float:
+    from daybreak.leaks import parse_size
+
+    return parse_size(text)
 
 
 def _package_of(spec: str) -> tuple[str, list[str]]:
@@ -78,7 +87,7 @@ def diagnose(spec: str, *, timeout: float = 120.0, import_timeout: float = 10.0,
              strict: bool = False, imports_package: str | None = None, exclude: tuple[str, ...] = (),
              packages: tuple[str, ...] = (), progress: Callable[[str], None] | None = None,
              import_progress: Callable[[AuditProgress], None] | None = None,
-             interruptible: bool = False) -> dict[str, Any]:
+             interruptible: bool = False, threshold: float | None = None) -> dict[str, Any]:
     """Run every check on the registry named by ``spec``; the combined report.
 
     The import audit covers ``imports_package`` (default: the target's
@@ -90,8 +99,15 @@ def diagnose(spec: str, *, timeout: float = 120.0, import_timeout: float = 10.0,
     audit end it early, as in ``daybreak imports``: the report stops there,
     ``interrupted`` naming the signal, with the partial audit and neither the
     start nor the leak check (the start rolls back on a signal by itself).
+    The leak check follows ``[tool.daybreak.leaks]`` of ``pyproject.toml``
+    (its allow-list, and its threshold unless ``threshold`` is given).
     """
     say = progress or (lambda line: None)
+    policy = None
+    if "leaks" not in skip:  # a bad pyproject.toml is an error before minutes of checks
+        from daybreak.leaks import load_policy
+
+        policy = load_policy()
     doc: dict[str, Any] = {"target": spec}
     failures: list[str] = []
     started = time.perf_counter()
@@ -137,14 +153,21 @@ def diagnose(spec: str, *, timeout: float = 120.0, import_timeout: float = 10.0,
     if failed_checks and start["status"] != "failed":
         doc.setdefault("notes", []).append("failed optional checks: " + ", ".join(failed_checks))
 
-    if "leaks" not in skip and start["status"] != "failed":
-        from daybreak.leaks import check
+    if policy is not None and start["status"] != "failed":
+        from daybreak.errors import StartupError
+        from daybreak.leaks import check, failed_start
 
         say(f"leaks    {warmup} warm-up and {cycles} measured start/stop cycles ...")
-        leaks = check(registry, cycles=cycles, warmup=warmup).to_dict()
+        limit = policy.threshold_or(threshold)
+        try:
+            leaks = check(registry, cycles=cycles, warmup=warmup, threshold=limit, allow=policy.allow).to_dict()
+        except StartupError as exc:
+            leaks = failed_start(registry.name, exc, cycles=cycles, warmup=warmup, threshold=limit)
         doc["leaks"] = leaks
         say(f"leaks    {leaks['verdict']}")
-        if leaks["verdict"] != "clean":
+        if leaks["verdict"] == "error":
+            failures.append(f"leaks: {leaks['error']['summary']}")
+        elif leaks["verdict"] != "clean":
             failures.append("leaks: resources grow across start/stop cycles")
     return _finish(doc, failures, started)
 
@@ -185,11 +208,17 @@ def _summary(doc: dict[str, Any]) -> str:
     if "start" in doc:
         lines.append("start    " + timeline(doc["start"], style).replace("\n", "\n         "))
     leaks = doc.get("leaks")
-    if leaks is not None:
+    if leaks is not None and leaks["verdict"] == "error":
+        lines.append(f"leaks    {style.status('error')}: {leaks['error']['summary']}")
+    elif leaks is not None:
         lines.append(f"leaks    {style.status(leaks['verdict'])}: {leaks['growth_bytes_per_cycle']:+.0f} B/cycle "
                      f"over {leaks['cycles']} cycles")
         for site in leaks["sites"][:5]:
             lines.append(f"    {site['bytes_per_cycle']:+.0f} B/cycle at {site['where']}")
+        for allowed in leaks.get("allowed", []):
+            lines.append(f"    allowed: {allowed['kind']} {allowed['per_cycle']:+g}/cycle at {allowed['where']} "
+                         f"({allowed['reason']})")
+        lines.extend(f"    hint: {hint}" for hint in leaks.get("hints", []))
         for kind in ("threads", "tasks", "fds"):
             for item in leaks.get(kind, []):
                 what = item.get("name") or item.get("detail")
@@ -256,7 +285,7 @@ def run(args: argparse.Namespace) -> int:
                            cycles=args.cycles, warmup=args.warmup, allow=args.allow,
                            skip=tuple(args.skip), strict=args.strict, imports_package=args.imports_package,
                            exclude=tuple(args.exclude), packages=tuple(args.package), progress=printer.line,
-                           import_progress=printer, interruptible=True)
+                           import_progress=printer, interruptible=True, threshold=args.threshold)
     finally:
         printer.clear()
     if args.json:

@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from daybreak.html._tables import _table
-from daybreak.html._values import _badge, _bytes, _code, _e, _f, _int, _maps, _nice_step, _num, _text
+from daybreak.html._values import _badge, _bytes, _code, _e, _f, _int, _map, _maps, _nice_step, _num, _text
 
 _Series = tuple[str, int, Sequence[tuple[float, float]]]  # name, colour 1-4, (x, y) points
 
@@ -139,12 +139,22 @@ def _leaks_section(leaks: Mapping[str, Any]) -> str:
                 f'<td class="num">{_e(f.get("per_cycle"))}</td></tr>' for f in fds]
         parts.append("<h3>File descriptors added every cycle</h3>"
                      + _table(("Kind", "Detail", "Per cycle"), rows, (2,)))
+    allowed = _maps(leaks.get("allowed"))
+    if allowed:  # the policy's allow-list: not part of the verdict, but in sight
+        rows = [f'<tr><td>{_e(a.get("kind"))}</td><td>{_code(a.get("where"))}</td>'
+                f'<td class="num">{_e(a.get("per_cycle"))}</td><td>{_e(a.get("reason"))}</td></tr>' for a in allowed]
+        parts.append("<h3>Allowed (pyproject.toml)</h3>" + _table(("Kind", "Where", "Per cycle", "Reason"), rows, (2,)))
+    for text in (*(_text(h) for h in leaks.get("hints") or ()),
+                 _text(_map(leaks.get("error")).get("summary"))):
+        if text:
+            parts.append(f'<p class="note">{_e(text)}</p>')
     objects = _maps(leaks.get("objects"))
     if objects:
         rows = [f'<tr><td>{_code(o.get("type"))}</td><td class="num">{_e(o.get("per_cycle"))}</td></tr>'
                 for o in objects]
         parts.append("<h3>Objects growing every cycle</h3>" + _table(("Type", "Per cycle"), rows, (1,)))
-    if not (charts or sites or objects or fds or _maps(leaks.get("threads")) or _maps(leaks.get("tasks"))):
+    if not (charts or sites or objects or fds or allowed or leaks.get("error")
+            or _maps(leaks.get("threads")) or _maps(leaks.get("tasks"))):
         parts.append('<p class="empty">No samples or growing resources recorded.</p>')
     parts.append("</section>")
     return "".join(parts)

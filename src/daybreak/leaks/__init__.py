@@ -53,6 +53,7 @@ from __future__ import annotations
 
 from daybreak.leaks._cli import add_arguments, parse_size, run
 from daybreak.leaks._cycles import acheck, check
+from daybreak.leaks._policy import Allow, Allowed, Policy, failed_start, load_policy
 from daybreak.leaks._report import KINDS, Kind, LeakedFd, LeakedObject, LeakedWorker, LeakReport, LeakSite, Sample
 from daybreak.leaks._rules import DEFAULT_CYCLES as DEFAULT_CYCLES  # module attributes, not in __all__
 from daybreak.leaks._rules import DEFAULT_THRESHOLD as DEFAULT_THRESHOLD
@@ -64,18 +65,23 @@ from daybreak.leaks._sites import growth_sites
 __all__ = [
     "KINDS",
     "MIN_CYCLES",
+    "Allow",
+    "Allowed",
     "Kind",
     "LeakReport",
     "LeakSite",
     "LeakedFd",
     "LeakedObject",
     "LeakedWorker",
+    "Policy",
     "Sample",
     "acheck",
     "add_arguments",
     "check",
     "counted_leaks",
+    "failed_start",
     "growth_sites",
+    "load_policy",
     "memory_leaks",
     "memory_trend",
     "parse_size",

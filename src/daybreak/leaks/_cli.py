@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import sys
 from collections.abc import Callable
+from typing import Any
 
 from daybreak.leaks._cycles import acheck
 from daybreak.leaks._rules import DEFAULT_CYCLES, DEFAULT_THRESHOLD, DEFAULT_TRACEBACK_LIMIT, DEFAULT_WARMUP, MIN_CYCLES
@@ -45,9 +47,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"measured start/stop cycles after the warm-up (default {DEFAULT_CYCLES})")
     parser.add_argument("--warmup", type=_count(0), default=DEFAULT_WARMUP, metavar="N",
                         help=f"cycles run first and not measured (default {DEFAULT_WARMUP})")
-    parser.add_argument("--threshold", type=parse_size, default=float(DEFAULT_THRESHOLD),
-                        metavar="BYTES",
-                        help="memory growth per cycle above which it may be a leak (default 1KiB)")
+    parser.add_argument("--threshold", type=parse_size, default=None, metavar="BYTES",
+                        help="memory growth per cycle above which it may be a leak "
+                        f"(default: [tool.daybreak.leaks] threshold, else {DEFAULT_THRESHOLD // 1024}KiB)")
     parser.add_argument("--traceback-limit", type=_count(1), default=DEFAULT_TRACEBACK_LIMIT,
                         metavar="N", help="frames kept per allocation (default 25)")
     parser.add_argument("--json", action="store_true", help="print the report as JSON, nothing else")
@@ -55,14 +57,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """``daybreak leaks``: 0 clean, 1 leak (or a failed start), 2 target error."""
+    """``daybreak leaks``: 0 clean, 1 leak (or a failed start), 2 target or configuration error."""
     from daybreak._console import Style
-    from daybreak._run import run_cancellable
+    from daybreak._run import app_output_to_stderr, run_cancellable
     from daybreak._target import load_target
     from daybreak.errors import StartupError
+    from daybreak.leaks._policy import failed_start, load_policy
 
-    registry = load_target(args.target)
-    registry.plan()
+    policy = load_policy()
+    threshold = policy.threshold_or(args.threshold)
     live = sys.stderr.isatty() and not args.json
 
     def progress(done: int, total: int) -> None:
@@ -71,15 +74,25 @@ def run(args: argparse.Namespace) -> int:
             sys.stderr.write("\r\033[K")
         sys.stderr.flush()
 
-    try:
-        report = run_cancellable(acheck(registry, args.cycles, args.warmup,
-                                        threshold=args.threshold,
-                                        traceback_limit=args.traceback_limit,
-                                        on_cycle=progress if live else None))
-    except StartupError as exc:
-        notes = "; ".join(getattr(exc, "__notes__", ()))
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        print(f"daybreak leaks: {first}" + (f" ({notes})" if notes else ""), file=sys.stderr)
+    with app_output_to_stderr(args.json):  # stdout holds the JSON alone
+        registry = load_target(args.target)
+        registry.plan()
+        try:
+            report = run_cancellable(acheck(registry, args.cycles, args.warmup, threshold=threshold,
+                                            traceback_limit=args.traceback_limit,
+                                            on_cycle=progress if live else None, allow=policy.allow))
+        except StartupError as exc:
+            failed: dict[str, Any] | None = failed_start(registry.name, exc, cycles=args.cycles, warmup=args.warmup,
+                                  threshold=threshold)
+        else:
+            failed = None
+    if failed is not None:
+        if args.json:
+            sys.stdout.write(json.dumps(failed, indent=2) + "\n")
+        else:
+            style = Style(sys.stdout)
+            print(f"daybreak leaks {failed['name']}: {style.status('error')}: {failed['error']['summary']}")
+            print("\n".join(failed["error"]["message"].splitlines()[1:]))
         return 1
     if args.junit:
         report.write_junit(args.junit)

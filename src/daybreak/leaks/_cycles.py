@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import array
 import asyncio
+import contextlib
 import gc
 import sys
 import threading
 import time
 import tracemalloc
 from collections import Counter
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +19,8 @@ from daybreak.diagnostics._fds import open_fds
 from daybreak.diagnostics.leftovers import Snapshot, leftovers_since
 from daybreak.errors import UsageError
 from daybreak.leaks._groups import group_fds, group_workers, object_counts, object_growth
+from daybreak.leaks._once import kept_once
+from daybreak.leaks._policy import Allow, apply, wants_sites
 from daybreak.leaks._report import Kind, LeakedFd, LeakedObject, LeakedWorker, LeakReport, LeakSite, Sample
 from daybreak.leaks._rules import (
     DEFAULT_CYCLES,
@@ -53,6 +56,7 @@ def check(
     hold: float = 0.0,
     exercise: Callable[[System], Awaitable[object]] | None = None,
     on_cycle: Callable[[int, int], None] | None = None,
+    allow: Iterable[Allow] = (),
     **start_options: Any,
 ) -> LeakReport:
     """Start and stop ``registry`` ``warmup + cycles`` times in one new event loop; what grows.
@@ -70,6 +74,8 @@ def check(
         hold: seconds to keep the system running in each cycle.
         exercise: ``async def exercise(system)``, run in each cycle while the system is up.
         on_cycle: called as ``on_cycle(done, total)`` after every cycle (progress).
+        allow: growth that is known and accepted (:class:`Allow` ``(site, reason)``): listed
+            under ``allowed`` with its reason, left out of the verdict.
         start_options: more keyword arguments for ``registry.start()`` (``only=`` ...).
 
     Raises:
@@ -85,7 +91,8 @@ def check(
                          "from async code; write 'report = await daybreak.leaks.acheck(registry)'")
     return asyncio.run(acheck(registry, cycles, warmup, overrides, threshold,
                               traceback_limit=traceback_limit, block_threshold=block_threshold,
-                              hold=hold, exercise=exercise, on_cycle=on_cycle, **start_options))
+                              hold=hold, exercise=exercise, on_cycle=on_cycle, allow=allow,
+                              **start_options))
 
 
 async def acheck(
@@ -100,6 +107,7 @@ async def acheck(
     hold: float = 0.0,
     exercise: Callable[[System], Awaitable[object]] | None = None,
     on_cycle: Callable[[int, int], None] | None = None,
+    allow: Iterable[Allow] = (),
     **start_options: Any,
 ) -> LeakReport:
     """:func:`check` in the running event loop, for code that is already async."""
@@ -114,7 +122,7 @@ async def acheck(
     registry.plan(overrides=overrides, only=start_options.get("only"))  # declaration errors first
     run = _Run(registry, cycles, warmup, overrides, float(threshold), traceback_limit,
                block_threshold, hold, exercise, on_cycle, start_options)
-    return await run.run()
+    return apply(await run.run(), allow)
 
 
 def _need_int(name: str, value: object, minimum: int) -> None:
@@ -161,7 +169,10 @@ class _Run:
         self.ours = not tracemalloc.is_tracing()
         if self.ours:
             tracemalloc.start(1)
+        keeper = contextlib.AsyncExitStack()
         try:
+            self.overrides = await keeper.enter_async_context(
+                kept_once(self.registry, self.overrides, self.total, self.start_options))
             self._measure(0, loop, me)
             base = self._baseline(loop) if self.warmup == 0 else None
             for k in range(1, self.total + 1):
@@ -180,6 +191,7 @@ class _Run:
             end = object_counts()
             return await self._report(base, end, loop, me)
         finally:
+            await keeper.aclose()  # the once=True steps, kept for every cycle
             if self.ours:
                 tracemalloc.stop()
 
@@ -277,7 +289,7 @@ class _Run:
         # Last: finding the sites may run more cycles, which add to the leaks counted above.
         sites: tuple[LeakSite, ...] = ()
         extra, limit = 0, tracemalloc.get_traceback_limit()
-        if leaks["memory"]:
+        if leaks["memory"] or wants_sites(slope, share, median_diff, self.threshold):  # the hint names it
             sites, extra, limit = await self._attribute(base)
         samples = tuple(Sample(k, self.traced[k], self.threads[k], self.tasks[k], self.fds[k],
                                warmup=k < w)

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from daybreak.leaks._policy import Allowed, hints, policy_lines
 from daybreak.leaks._rules import DEFAULT_TRACEBACK_LIMIT
 
 Kind = Literal["memory", "threads", "tasks", "fds"]
@@ -105,6 +106,12 @@ class LeakReport:
     traceback_limit: int = DEFAULT_TRACEBACK_LIMIT
     fds_measured: bool = True
     attribution_cycles: int = 0
+    allowed: tuple[Allowed, ...] = ()  # what the policy's allow-list took out of the verdict
+
+    @property
+    def hints(self) -> tuple[str, ...]:
+        """Steady growth below the threshold, by site: it passes, but it is said."""
+        return hints(self)
 
     @property
     def verdict(self) -> Literal["clean", "leak"]:
@@ -136,6 +143,8 @@ class LeakReport:
             "traceback_limit": self.traceback_limit,
             "attribution_cycles": self.attribution_cycles,
             "fds_measured": self.fds_measured,
+            "allowed": [a.to_dict() for a in self.allowed],
+            "hints": list(self.hints),
         }
 
     def to_json(self) -> str:
@@ -191,10 +200,12 @@ class LeakReport:
         lines = [head]
         for kind in KINDS:
             verdict = "leak" if self.leaks.get(kind) else "clean"
+            if verdict == "clean" and any(a.kind == kind for a in self.allowed):
+                verdict = "allowed"
             if kind == "fds" and not self.fds_measured:
                 verdict = "n/a"
             lines.append(f"  {kind:<8} {status(verdict)}{' ' * (6 - len(verdict))} {self.growth(kind)}")
-            lines.extend(f"             {line}" for line in self.details(kind))
+            lines.extend(f"             {line}" for line in [*self.details(kind), *policy_lines(self, kind)])
         if self.objects:
             growers = ", ".join(f"{o.type} {o.per_cycle:+.1f}" for o in self.objects[:6])
             lines.append(f"  objects per cycle: {growers}")

@@ -36,7 +36,11 @@ def memory_leaks(traced: Sequence[float], threshold: float) -> bool:
     median difference is at least half the threshold: a steady drift of a few
     bytes plus one step (a lazy import, a cache filling late) is not a leak.
     """
-    slope, share, median = memory_trend(traced)
+    return steady_growth(*memory_trend(traced), threshold)
+
+
+def steady_growth(slope: float, share: float, median: float, threshold: float) -> bool:
+    """The memory rule on a :func:`memory_trend`: also what a hint below the threshold uses."""
     return slope > threshold and share >= _PERSISTENT_SHARE and median >= threshold / 2
 
 
