@@ -291,6 +291,8 @@ class _Run:
         extra, limit = 0, tracemalloc.get_traceback_limit()
         if leaks["memory"] or wants_sites(slope, share, median_diff, self.threshold):  # the hint names it
             sites, extra, limit = await self._attribute(base)
+            if not leaks["memory"]:  # asyncio's own drift below the threshold is nobody's to fix
+                sites = tuple(s for s in sites if not s.internal)
         samples = tuple(Sample(k, self.traced[k], self.threads[k], self.tasks[k], self.fds[k],
                                warmup=k < w)
                         for k in range(self.total + 1))
