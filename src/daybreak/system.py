@@ -317,8 +317,12 @@ class System:
         self._emit(f"system.{self.state.status}", duration_s=self._started_s)
 
     def _read_log_level(self) -> None:
-        # Read once per start and per stop: per event it would cost more than the step.
-        self._log_level = logger.getEffectiveLevel() if logger.isEnabledFor(logging.CRITICAL) else None
+        # Read per start, per step started, per check run and per stop: per event it would
+        # cost more than the step. Per step, because logging is often configured by a step
+        # (Alembic's env.py runs fileConfig()); `disabled` is not read: events.log_event
+        # undoes what fileConfig() does to the logger, logging.disable() still counts.
+        disabled = logging.root.manager.disable
+        self._log_level = None if disabled >= logging.CRITICAL else max(logger.getEffectiveLevel(), disabled + 1)
         self._chatty = self._emit_on or (self._log_level is not None and self._log_level <= logging.INFO)
 
     def _finish_failed(self) -> None:
@@ -645,6 +649,7 @@ class System:
                 self._record_validation(step, "validator", step.name, "passed", cs.duration_s, None)
                 self._emit("validator.passed", i, duration_s=cs.duration_s)
             self._redact.learn(self._values[i])
+            self._read_log_level()
             if self._chatty:
                 self._emit("component.started", i, duration_s=cs.duration_s, attempt=cs.attempts)
         finally:
@@ -959,6 +964,7 @@ class System:
         Returns the results in the ``validation`` schema; nothing is stopped
         when a check fails.
         """
+        self._read_log_level()  # a probe logs at the level the app has now
         results = []
         for step in self._steps:
             if not step.checks or not self._up[step.position]:
