@@ -45,7 +45,7 @@ def hang_dump(when: str, seconds: float, rootdir: str, nodeid: str = "") -> Hang
     main_tasks.sort(key=lambda task: (task.name == awaited, *_task_rank(task, test_file)), reverse=True)
 
     # An idle loop in the main thread: the test is the task it waits for, not the loop.
-    main_frames = [f for f in main_thread.frames if not _is_runner(f.file)] if main_thread else []
+    main_frames = _not_runner(main_thread.frames) if main_thread else []
     idle = bool(main_tasks) and (not main_frames or _waits_in_loop(main_frames[-1]))
     chains = [list(t.frames) for t in main_tasks]
     order = [*chains, main_frames] if idle else [main_frames, *chains]
@@ -168,7 +168,7 @@ def _first_project_frame(stacks: Iterable[Sequence[Frame]]) -> Frame | None:
 def _thread_lines(thread: ThreadStack, main: int | None, rel: Any) -> list[str]:
     from daybreak.diagnostics import innermost_project_frame
 
-    kept = [f for f in thread.frames if not _is_runner(f.file)]
+    kept = _not_runner(thread.frames)
     if thread.ident != main and not kept:
         return []  # a thread of the test runner itself (xdist's, execnet's)
     kind = "main" if thread.ident == main else "daemon" if thread.daemon else "thread"
@@ -189,8 +189,8 @@ def _task_lines(task: TaskStack, kind: str, rel: Any) -> list[str]:
 def _frame_lines(frames: Sequence[Frame], rel: Any) -> list[str]:
     lines: list[str] = []
     skipped = 0
-    for frame in frames:
-        if _is_runner(frame.file):
+    for frame, runner in zip(frames, _runner_flags(frames), strict=True):
+        if runner:
             skipped += 1
             continue
         if skipped:
@@ -200,6 +200,23 @@ def _frame_lines(frames: Sequence[Frame], rel: Any) -> list[str]:
     if skipped:
         lines.append(f"    ... {skipped} frame{'s' * (skipped > 1)} of the test runner")
     return lines
+
+
+def _not_runner(frames: Sequence[Frame]) -> list[Frame]:
+    return [f for f, runner in zip(frames, _runner_flags(frames), strict=True) if not runner]
+
+
+def _runner_flags(frames: Sequence[Frame]) -> list[bool]:
+    """Which of a stack's frames (outermost first) only drive the test.
+
+    The runner's own, and the ``<string>`` frames below the first of them:
+    execnet starts pytest-xdist's workers with ``python -c``.
+    """
+    flags = [_is_runner(f.file) for f in frames]
+    first = flags.index(True) if True in flags else 0
+    for i in range(first):
+        flags[i] = flags[i] or frames[i].file == "<string>"
+    return flags
 
 
 def _is_runner(file: str) -> bool:
