@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import ast
+import subprocess
+import sys
+
 import pytest
 
 REGISTRY = '''
@@ -79,6 +83,32 @@ def test_nothing_heavy():
                                            "--daybreak-hang-timeout=30")
     result.assert_outcomes(passed=1)
     assert "daybreak: hang timeout 30 s" in result.stdout.str()
+
+
+def test_installed_plugin_costs_a_project_that_does_not_use_it_nothing(pytester: pytest.Pytester,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    # Loaded through its entry point, as in every project of the environment, no
+    # daybreak option. pytest-asyncio's and anyio's plugins import asyncio themselves.
+    monkeypatch.delenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", raising=False)
+    monkeypatch.delenv("DAYBREAK_HANG_TIMEOUT", raising=False)
+    pytester.makepyfile(test_unrelated='''
+import sys
+
+def test_no_asyncio(pytestconfig):
+    assert pytestconfig.pluginmanager.has_plugin("daybreak")
+    assert "asyncio" not in sys.modules
+''')
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-p", "no:asyncio", "-p", "no:anyio")
+    result.assert_outcomes(passed=1)
+    assert "daybreak: hang timeout" not in result.stdout.str()
+
+
+def test_plugin_module_adds_only_itself_to_what_pytest_imported() -> None:
+    # Whatever other plugins import, daybreak's own share at pytest start.
+    code = ("import sys, pytest; before = set(sys.modules); import daybreak.pytest_plugin; "
+            "print(sorted(set(sys.modules) - before))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert set(ast.literal_eval(out)) <= {"daybreak", "daybreak._version", "daybreak.pytest_plugin"}
 
 
 def test_works_with_anyio(pytester: pytest.Pytester) -> None:
