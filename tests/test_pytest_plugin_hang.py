@@ -20,6 +20,8 @@ from daybreak.pytest_plugin import HangTimeout
 # below, and the hang was reported in Faker's code instead of the test's.
 NO_FAKER = ("-p", "no:faker")
 RUN = ("-p", "no:cacheprovider", "-p", "no:timeout", *NO_FAKER)
+# Every child pytest must end by itself well within this (pytester fails the test past it).
+BOUND = 120
 
 
 @pytest.fixture(autouse=True)
@@ -32,7 +34,7 @@ HANGS = '''
 import asyncio, threading, time
 import pytest
 
-timers = set()
+threads = set()
 
 @pytest.fixture
 def setup_hangs():
@@ -44,10 +46,26 @@ async def teardown_hangs():
     yield
     await asyncio.Event().wait()  # ASYNC-TEARDOWN
 
+@pytest.fixture
+async def async_setup_hangs():
+    await asyncio.Event().wait()  # ASYNC-SETUP
+    yield
+
+@pytest.fixture
+def sync_teardown_hangs():
+    yield
+    time.sleep(60)  # SYNC-TEARDOWN
+
 def test_sync_setup(setup_hangs):
     pass
 
 async def test_async_teardown(teardown_hangs):
+    pass
+
+async def test_async_setup(async_setup_hangs):
+    pass
+
+def test_sync_teardown(sync_teardown_hangs):
     pass
 
 async def child():
@@ -72,9 +90,9 @@ async def test_hangs_then_its_fixture_too(teardown_hangs):
 @pytest.mark.daybreak_hang_timeout(120)
 @pytest.mark.parametrize("n", range(3))
 def test_after(n):
-    # One timer thread for the whole session, however many tests and hangs.
-    timers.update(t for t in threading.enumerate() if t.name == "daybreak-hang-timer")
-    assert len(timers) == 1
+    # One timer thread for the whole session, however many tests and hangs, and no other.
+    threads.update(t for t in threading.enumerate() if t is not threading.main_thread())
+    assert [t.name for t in threads] == ["daybreak-hang-timer"]
 '''
 
 
@@ -87,8 +105,9 @@ def at(marker: str) -> str:
 def test_setup_call_and_teardown_are_timed_by_one_thread_and_the_run_goes_on(pytester: pytest.Pytester) -> None:
     pytester.makeini("[pytest]\nasyncio_mode = auto\nasyncio_default_fixture_loop_scope = function\n")
     pytester.makepyfile(test_hang=HANGS)
-    result = pytester.runpytest_subprocess(*RUN, "--daybreak-hang-timeout=0.5")
-    result.assert_outcomes(passed=4, failed=4, errors=3)  # test_async_teardown's call passed
+    result = pytester.runpytest_subprocess(*RUN, "--daybreak-hang-timeout=0.5", timeout=BOUND)
+    # The calls of test_async_teardown and test_sync_teardown passed.
+    result.assert_outcomes(passed=5, failed=4, errors=5)
     out = result.stdout.str()
     result.stdout.fnmatch_lines([
         "*ERROR at setup of test_sync_setup*",
@@ -98,6 +117,14 @@ def test_setup_call_and_teardown_are_timed_by_one_thread_and_the_run_goes_on(pyt
         "*ERROR at teardown of test_async_teardown*",
         f"teardown stuck at {at('ASYNC-TEARDOWN')} in teardown_hangs after 0.5 s (daybreak hang timeout)",
     ])
+    result.stdout.fnmatch_lines([
+        "*ERROR at setup of test_async_setup*",
+        f"setup stuck at {at('ASYNC-SETUP')} in async_setup_hangs after 0.5 s (daybreak hang timeout)",
+    ])
+    result.stdout.fnmatch_lines([
+        "*ERROR at teardown of test_sync_teardown*",
+        f"teardown stuck at {at('SYNC-TEARDOWN')} in sync_teardown_hangs after 0.5 s (daybreak hang timeout)",
+    ])
     # An idle loop: the first line names the await chain's innermost user frame.
     assert f"test stuck at {at('GATHERED')} in child after 0.5 s" in out
     assert f"test stuck at {at('BLOCKS')} in test_blocks_the_loop after 0.5 s" in out
@@ -106,7 +133,7 @@ def test_setup_call_and_teardown_are_timed_by_one_thread_and_the_run_goes_on(pyt
     # The teardown after a hung test names the fixture, not the task the test left pending.
     assert len(re.findall(rf"^teardown stuck at {at('ASYNC-TEARDOWN')} ", out, re.MULTILINE)) == 2
     # Once each, without the test runner's frames; the short summary says file:line.
-    for marker in ("SYNC-SETUP", "GATHERED", "BLOCKS", "RETRY", "BOTH"):
+    for marker in ("SYNC-SETUP", "ASYNC-SETUP", "SYNC-TEARDOWN", "GATHERED", "BLOCKS", "RETRY", "BOTH"):
         assert len(re.findall(rf"^\w+ stuck at {at(marker)} ", out, re.MULTILINE)) == 1
     assert "/_pytest/" not in out and "/pluggy/" not in out and "/pytest_asyncio/" not in out
     assert "frames of the test runner" in out
@@ -128,7 +155,7 @@ def test_swallows():
         except BaseException:
             pass
 ''')
-    result = pytester.runpytest_subprocess(*RUN, "--daybreak-hang-timeout=0.3")
+    result = pytester.runpytest_subprocess(*RUN, "--daybreak-hang-timeout=0.3", timeout=BOUND)
     assert result.ret == 1
     err = result.stderr.str()
     assert "test stuck at test_swallow.py:6 in test_swallows" in err
@@ -146,7 +173,7 @@ def test_stuck():
 def test_two():
     pass
 ''')
-    result = pytester.runpytest_subprocess(*RUN, "-n", "2", "--daybreak-hang-timeout=0.5")
+    result = pytester.runpytest_subprocess(*RUN, "-n", "2", "--daybreak-hang-timeout=0.5", timeout=BOUND)
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(["FAILED test_hang.py::test_stuck - HangTimeout: test_hang.py:4 in test_stuck *"])
     # execnet starts the worker with `python -c`: those frames drive the test too.
@@ -177,12 +204,43 @@ def test_own_alarm_reaches_its_handler():
         signal.signal(signal.SIGALRM, previous)
 ''')
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", *NO_FAKER, "--timeout-method=signal",
-                                           "--daybreak-hang-timeout=30")
+                                           "--daybreak-hang-timeout=30", timeout=BOUND)
     result.assert_outcomes(passed=1, failed=2)
     result.stdout.fnmatch_lines([
         "FAILED test_both.py::test_pytest_timeout_fires_first - Failed: Timeout*pytest-timeout*",
         "FAILED test_both.py::test_daybreak_fires_first - HangTimeout: test_both.py:11 *",
     ])
+
+
+def test_beside_pytest_timeouts_thread_method(pytester: pytest.Pytester) -> None:
+    # The first to expire acts: daybreak fails the test and the run goes on;
+    # pytest-timeout's thread method dumps the stacks and ends the process, as it always does.
+    pytester.makepyfile(test_thread='''
+import time
+import pytest
+
+@pytest.mark.timeout(60)
+@pytest.mark.daybreak_hang_timeout(0.3)
+def test_daybreak_fires_first():
+    time.sleep(60)
+
+def test_goes_on():
+    pass
+
+@pytest.mark.timeout(0.3)
+def test_pytest_timeout_fires_first():
+    time.sleep(60)
+
+def test_never_runs():
+    pass
+''')
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--timeout-method=thread",
+                                           "--daybreak-hang-timeout=30", timeout=BOUND)
+    assert result.ret == 1
+    out = result.stdout.str() + result.stderr.str()
+    assert "test_thread.py F." in out
+    assert "+ Timeout +" in out
+    assert "(daybreak hang timeout)" not in out.partition("+ Timeout +")[2]  # pytest-timeout's dump only
 
 
 def test_hang_timeout_under_anyio_names_the_task_group_child(pytester: pytest.Pytester) -> None:
@@ -205,7 +263,7 @@ async def test_idle():
 def test_after():
     pass
 ''')
-    result = pytester.runpytest_subprocess(*RUN, "-p", "no:asyncio", "--daybreak-hang-timeout=0.5")
+    result = pytester.runpytest_subprocess(*RUN, "-p", "no:asyncio", "--daybreak-hang-timeout=0.5", timeout=BOUND)
     result.assert_outcomes(failed=1, passed=1)
     result.stdout.fnmatch_lines(
         ["FAILED test_anyio.py::test_idle - HangTimeout: test_anyio.py:9 in child (test, 0.5 s)"])
@@ -229,7 +287,7 @@ async def test_idle():
     async with trio.open_nursery() as nursery:
         nursery.start_soon(child)
 ''')
-    result = pytester.runpytest_subprocess(*RUN, "-p", "no:asyncio", "--daybreak-hang-timeout=0.3")
+    result = pytester.runpytest_subprocess(*RUN, "-p", "no:asyncio", "--daybreak-hang-timeout=0.3", timeout=BOUND)
     assert result.ret == 1
     err = result.stderr.str()
     assert "test stuck at test_trio.py:13 in test_idle after 0.3 s" in err
@@ -247,10 +305,10 @@ import time, pytest
 def test_slow():
     time.sleep(60)
 ''')
-    result = pytester.runpytest_subprocess(*RUN)
+    result = pytester.runpytest_subprocess(*RUN, timeout=BOUND)
     result.assert_outcomes(failed=1)
     assert "after 0.3 s" in result.stdout.str()
-    bad = pytester.runpytest_subprocess(*RUN, "-o", "daybreak_hang_timeout=soon")
+    bad = pytester.runpytest_subprocess(*RUN, "-o", "daybreak_hang_timeout=soon", timeout=BOUND)
     assert "invalid hang timeout 'soon'" in bad.stdout.str() + bad.stderr.str()
 
 
