@@ -297,7 +297,8 @@ async def test_idle():
             "daybreak cannot interrupt; ending the test process") in err
 
 
-def test_marker_overrides_option_and_bad_values_are_usage_errors(pytester: pytest.Pytester) -> None:
+def test_marker_overrides_option_and_bad_values_are_usage_errors(pytester: pytest.Pytester,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     pytester.makepyfile(test_m='''
 import time, pytest
 
@@ -305,9 +306,17 @@ import time, pytest
 def test_slow():
     time.sleep(60)
 ''')
-    result = pytester.runpytest_subprocess(*RUN, timeout=BOUND)
+    result = pytester.runpytest_subprocess(*RUN, "--daybreak-hang-timeout=100", timeout=BOUND)
     result.assert_outcomes(failed=1)
     assert "after 0.3 s" in result.stdout.str()
+    # The session's timeout: the option, then the environment, then the ini.
+    monkeypatch.setenv("DAYBREAK_HANG_TIMEOUT", "40")
+    ini = ("-o", "daybreak_hang_timeout=50", "--collect-only")
+    assert "daybreak: hang timeout 30 s" in pytester.runpytest_subprocess(
+        *RUN, *ini, "--daybreak-hang-timeout=30", timeout=BOUND).stdout.str()
+    assert "daybreak: hang timeout 40 s" in pytester.runpytest_subprocess(*RUN, *ini, timeout=BOUND).stdout.str()
+    monkeypatch.delenv("DAYBREAK_HANG_TIMEOUT")
+    assert "daybreak: hang timeout 50 s" in pytester.runpytest_subprocess(*RUN, *ini, timeout=BOUND).stdout.str()
     bad = pytester.runpytest_subprocess(*RUN, "-o", "daybreak_hang_timeout=soon", timeout=BOUND)
     assert "invalid hang timeout 'soon'" in bad.stdout.str() + bad.stderr.str()
 
