@@ -21,7 +21,7 @@ from daybreak.pytest_plugin import HangTimeout
 NO_FAKER = ("-p", "no:faker")
 RUN = ("-p", "no:cacheprovider", "-p", "no:timeout", *NO_FAKER)
 # Every child pytest must end by itself well within this (pytester fails the test past it).
-BOUND = 120
+BOUND = 600
 
 
 @pytest.fixture(autouse=True)
@@ -227,14 +227,14 @@ def test_daybreak_fires_first():
 def test_goes_on():
     pass
 
-@pytest.mark.timeout(0.3)
+@pytest.mark.timeout(0.3, func_only=True)
 def test_pytest_timeout_fires_first():
     time.sleep(60)
 
 def test_never_runs():
     pass
 ''')
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--timeout-method=thread",
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", *NO_FAKER, "--timeout-method=thread",
                                            "--daybreak-hang-timeout=30", timeout=BOUND)
     assert result.ret == 1
     out = result.stdout.str() + result.stderr.str()
