@@ -42,6 +42,18 @@ if TYPE_CHECKING:
 _ATTRIBUTION_CYCLES = 4  # extra cycles with deep tracebacks that find the sites of a memory leak
 _SETTLE_POLLS = 50  # ms to wait, at most, for daybreak's worker threads to end after a stop
 _WORKER_PREFIX = "daybreak:"
+# CPython's type attribute cache (4096 entries) keeps a reference to the name of each
+# entry. A class whose version tag changes gets new entries while the stale ones keep
+# their names, so a library that builds names per lookup (pamqp under aio-pika:
+# getattr(cls, "_" + attr)) leaves a few more strings alive after every cycle until the
+# cache is full: a bounded drift that looked like a leak in every run. Emptied before
+# each measure, the cache weighs the same every time.
+_clear_type_cache: Callable[[], None] = getattr(sys, "_clear_internal_caches", None) or sys._clear_type_cache
+
+
+def _collect() -> None:
+    gc.collect()
+    _clear_type_cache()
 
 
 def check(
@@ -219,7 +231,7 @@ class _Run:
             await asyncio.sleep(0.001)
 
     def _measure(self, k: int, loop: asyncio.AbstractEventLoop, me: asyncio.Task[Any] | None) -> None:
-        gc.collect()
+        _collect()
         self.traced[k] = tracemalloc.get_traced_memory()[0] - self.own
         self.threads[k] = len(sys._current_frames())
         self.tasks[k] = sum(1 for t in asyncio.all_tasks(loop) if t is not me and not t.done())
@@ -228,13 +240,13 @@ class _Run:
     def _baseline(self, loop: asyncio.AbstractEventLoop) -> _Baseline:
         # What it keeps is measured between two collections, so garbage made before
         # (by _measure) or during (by what follows) is not taken for what it keeps.
-        gc.collect()
+        _collect()
         before = tracemalloc.get_traced_memory()[0]
         # With a tracemalloc of its own the checker finds sites in extra cycles; with one
         # it found running, it compares a snapshot taken now with one after the last cycle.
         memory = None if self.ours else take_snapshot()
         base = _Baseline(memory, Snapshot.take(loop), object_counts())
-        gc.collect()
+        _collect()
         self.own += tracemalloc.get_traced_memory()[0] - before
         return base
 
@@ -246,12 +258,12 @@ class _Run:
         tracemalloc.stop()
         tracemalloc.start(self.traceback_limit)
         extra = min(self.cycles, _ATTRIBUTION_CYCLES)
-        gc.collect()
+        _collect()
         before = take_snapshot()
         for k in range(1, extra + 1):
             await self._cycle(self.total + k, extra)
             await self._settle()
-        gc.collect()
+        _collect()
         return growth_sites(before, take_snapshot(), extra, self.threshold), extra, self.traceback_limit
 
     # -- the verdict ------------------------------------------------------------------------------
