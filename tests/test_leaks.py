@@ -289,7 +289,8 @@ def test_json_has_the_documented_fields(leaky: Loader) -> None:
     assert {"verdict", "cycles", "warmup", "growth_bytes_per_cycle", "threshold_bytes", "sites",
             "threads", "tasks", "fds", "objects", "samples", "seconds_per_cycle"} <= set(doc)
     assert (doc["verdict"], doc["cycles"], doc["warmup"], doc["threshold_bytes"]) == ("leak", 3, 2, 1024)
-    assert doc["kinds"] == {"memory": "leak", "threads": "clean", "tasks": "clean", "fds": "clean"}
+    assert doc["kinds"] == {"memory": "leak", "native": "clean", "threads": "clean", "tasks": "clean",
+                            "fds": "clean", "unclosed": "clean", "hooks": "clean"}
     assert {"where", "bytes_per_cycle", "count_per_cycle"} <= set(doc["sites"][0])
     assert doc["sites"][0]["where"] == where(module, "alloc")
     assert [s["cycle"] for s in doc["samples"]] == list(range(6))
@@ -316,9 +317,9 @@ def test_junit_has_a_testcase_per_kind_and_fails_the_leaking_one(leaky: Loader, 
     root = ET.parse(path).getroot()
     (suite,) = root.iter("testsuite")
     assert suite.get("name") == "daybreak.leaks"
-    assert (suite.get("tests"), suite.get("failures")) == ("4", "1")
+    assert (suite.get("tests"), suite.get("failures")) == ("7", "1")
     cases = {case.get("name"): case for case in suite.iter("testcase")}
-    assert list(cases) == ["memory", "threads", "tasks", "fds"]
+    assert list(cases) == ["memory", "native", "threads", "tasks", "fds", "unclosed", "hooks"]
     failure = cases["threads"].find("failure")
     assert failure is not None and "poller" in (failure.text or "")
     assert cases["memory"].find("failure") is None

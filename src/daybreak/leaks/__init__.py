@@ -28,6 +28,14 @@ How the verdict avoids false alarms:
   drift of a few bytes, is not a leak).
 - **Counted resources** (threads, tasks, fds) leak when every measured cycle
   adds at least one: CPython's rule for hunting reference leaks.
+- **Native memory** is the C allocator's figure (glibc ``mallinfo2``, else the
+  RSS) minus traced memory, with the memory rule and its own threshold
+  (``native_threshold``, 256 KiB): an ``ssl.SSLContext`` kept per start.
+- **Hooks** (atexit callbacks, logging handlers, signal handlers and
+  ``sys``/``threading`` exception hooks replaced) follow the counted rule: one
+  per cycle is a leak whatever its size.
+- **CPython's type attribute cache** is emptied before each measure: it keeps
+  names it has looked up, a bounded drift that looked like a leak (aio-pika).
 - **At least three measured cycles** (``MIN_CYCLES``): one or two differences
   cannot tell a trend from a one-time step.
 - **Measuring changes nothing it measures.** Per-cycle numbers go to
@@ -54,7 +62,20 @@ from __future__ import annotations
 from daybreak.leaks._cli import add_arguments, parse_size, run
 from daybreak.leaks._cycles import acheck, check
 from daybreak.leaks._policy import Allow, Allowed, Policy, failed_start, load_policy
-from daybreak.leaks._report import KINDS, Kind, LeakedFd, LeakedObject, LeakedWorker, LeakReport, LeakSite, Sample
+from daybreak.leaks._report import (
+    HOOK_KINDS,
+    KINDS,
+    HookKind,
+    Kind,
+    LeakedFd,
+    LeakedHook,
+    LeakedObject,
+    LeakedUnclosed,
+    LeakedWorker,
+    LeakReport,
+    LeakSite,
+    Sample,
+)
 from daybreak.leaks._rules import DEFAULT_CYCLES as DEFAULT_CYCLES  # module attributes, not in __all__
 from daybreak.leaks._rules import DEFAULT_THRESHOLD as DEFAULT_THRESHOLD
 from daybreak.leaks._rules import DEFAULT_TRACEBACK_LIMIT as DEFAULT_TRACEBACK_LIMIT
@@ -63,15 +84,19 @@ from daybreak.leaks._rules import MIN_CYCLES, counted_leaks, memory_leaks, memor
 from daybreak.leaks._sites import growth_sites
 
 __all__ = [
+    "HOOK_KINDS",
     "KINDS",
     "MIN_CYCLES",
     "Allow",
     "Allowed",
+    "HookKind",
     "Kind",
     "LeakReport",
     "LeakSite",
     "LeakedFd",
+    "LeakedHook",
     "LeakedObject",
+    "LeakedUnclosed",
     "LeakedWorker",
     "Policy",
     "Sample",

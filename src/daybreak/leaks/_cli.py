@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from daybreak.leaks._cycles import acheck
+from daybreak.leaks._native import DEFAULT_NATIVE_THRESHOLD
 from daybreak.leaks._rules import DEFAULT_CYCLES, DEFAULT_THRESHOLD, DEFAULT_TRACEBACK_LIMIT, DEFAULT_WARMUP, MIN_CYCLES
 
 
@@ -50,6 +51,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threshold", type=parse_size, default=None, metavar="BYTES",
                         help="memory growth per cycle above which it may be a leak "
                         f"(default: [tool.daybreak.leaks] threshold, else {DEFAULT_THRESHOLD // 1024}KiB)")
+    parser.add_argument("--native-threshold", type=parse_size, default=float(DEFAULT_NATIVE_THRESHOLD),
+                        metavar="BYTES",
+                        help="native memory growth per cycle (the C allocator's, beside tracemalloc's) "
+                             "above which it may be a leak (default 256KiB)")
     parser.add_argument("--traceback-limit", type=_count(1), default=DEFAULT_TRACEBACK_LIMIT,
                         metavar="N", help="frames kept per allocation (default 25)")
     parser.add_argument("--json", action="store_true", help="print the report as JSON, nothing else")
@@ -79,6 +84,7 @@ def run(args: argparse.Namespace) -> int:
         registry.plan()
         try:
             report = run_cancellable(acheck(registry, args.cycles, args.warmup, threshold=threshold,
+                                            native_threshold=args.native_threshold,
                                             traceback_limit=args.traceback_limit,
                                             on_cycle=progress if live else None, allow=policy.allow))
         except StartupError as exc:

@@ -19,9 +19,22 @@ from daybreak.diagnostics._fds import open_fds
 from daybreak.diagnostics.leftovers import Snapshot, leftovers_since
 from daybreak.errors import UsageError
 from daybreak.leaks._groups import group_fds, group_workers, object_counts, object_growth
+from daybreak.leaks._hooks import Hooks
+from daybreak.leaks._native import DEFAULT_NATIVE_THRESHOLD, native_bytes, native_source
 from daybreak.leaks._once import kept_once
 from daybreak.leaks._policy import Allow, apply, wants_sites
-from daybreak.leaks._report import Kind, LeakedFd, LeakedObject, LeakedWorker, LeakReport, LeakSite, Sample
+from daybreak.leaks._report import (
+    HOOK_KINDS,
+    HookKind,
+    Kind,
+    LeakedFd,
+    LeakedHook,
+    LeakedObject,
+    LeakedWorker,
+    LeakReport,
+    LeakSite,
+    Sample,
+)
 from daybreak.leaks._rules import (
     DEFAULT_CYCLES,
     DEFAULT_THRESHOLD,
@@ -32,7 +45,7 @@ from daybreak.leaks._rules import (
     memory_leaks,
     memory_trend,
 )
-from daybreak.leaks._sites import growth_sites, take_snapshot
+from daybreak.leaks._sites import growth_sites, library_of, take_snapshot
 from daybreak.registry import Registry
 from daybreak.system import component_codes, component_of_task
 
@@ -63,6 +76,7 @@ def check(
     overrides: Mapping[Any, Any] | None = None,
     threshold: float = DEFAULT_THRESHOLD,
     *,
+    native_threshold: float = DEFAULT_NATIVE_THRESHOLD,
     traceback_limit: int = DEFAULT_TRACEBACK_LIMIT,
     block_threshold: float | None = None,
     hold: float = 0.0,
@@ -79,6 +93,8 @@ def check(
         warmup: cycles run first and not measured (caches, lazy imports, pools fill).
         overrides: passed to every ``registry.start()``.
         threshold: memory growth per cycle, in bytes, above which growth may be a leak.
+        native_threshold: the same for native memory (the allocator's figure beside
+            tracemalloc's), default 256 KiB.
         traceback_limit: frames kept per allocation by tracemalloc when the check starts
             it (an already running tracemalloc is left as it is).
         block_threshold: the loop watchdog's threshold for each start (default: off;
@@ -102,9 +118,9 @@ def check(
         raise UsageError("daybreak.leaks.check() runs its own event loop and cannot be called "
                          "from async code; write 'report = await daybreak.leaks.acheck(registry)'")
     return asyncio.run(acheck(registry, cycles, warmup, overrides, threshold,
-                              traceback_limit=traceback_limit, block_threshold=block_threshold,
-                              hold=hold, exercise=exercise, on_cycle=on_cycle, allow=allow,
-                              **start_options))
+                              native_threshold=native_threshold, traceback_limit=traceback_limit,
+                              block_threshold=block_threshold, hold=hold, exercise=exercise,
+                              on_cycle=on_cycle, allow=allow, **start_options))
 
 
 async def acheck(
@@ -114,6 +130,7 @@ async def acheck(
     overrides: Mapping[Any, Any] | None = None,
     threshold: float = DEFAULT_THRESHOLD,
     *,
+    native_threshold: float = DEFAULT_NATIVE_THRESHOLD,
     traceback_limit: int = DEFAULT_TRACEBACK_LIMIT,
     block_threshold: float | None = None,
     hold: float = 0.0,
@@ -129,11 +146,13 @@ async def acheck(
     _need_int("cycles", cycles, MIN_CYCLES)
     _need_int("warmup", warmup, 0)
     _need_int("traceback_limit", traceback_limit, 1)
-    if isinstance(threshold, bool) or not isinstance(threshold, int | float) or not threshold >= 0:
-        raise ValueError(f"daybreak.leaks: threshold={threshold!r}; expected bytes per cycle >= 0")
+    for name, value in (("threshold", threshold), ("native_threshold", native_threshold)):
+        if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
+            raise ValueError(f"daybreak.leaks: {name}={value!r}; expected bytes per cycle >= 0")
     registry.plan(overrides=overrides, only=start_options.get("only"))  # declaration errors first
     run = _Run(registry, cycles, warmup, overrides, float(threshold), traceback_limit,
                block_threshold, hold, exercise, on_cycle, start_options)
+    run.native_threshold = float(native_threshold)
     return apply(await run.run(), allow)
 
 
@@ -167,6 +186,10 @@ class _Run:
         self.threads = array.array("q", bytes(8 * n))
         self.tasks = array.array("q", bytes(8 * n))
         self.fds = array.array("q", bytes(8 * n))
+        self.native = array.array("q", bytes(8 * n))
+        self.hooks = {kind: array.array("q", bytes(8 * n)) for kind in HOOK_KINDS}
+        self.native_threshold = float(DEFAULT_NATIVE_THRESHOLD)
+        self.hook_counter: Hooks | None = None
         self.seconds = array.array("d", bytes(8 * n))
         # Bytes the checker itself keeps (snapshots, counters), subtracted from traced memory.
         self.own = 0
@@ -185,27 +208,31 @@ class _Run:
         try:
             self.overrides = await keeper.enter_async_context(
                 kept_once(self.registry, self.overrides, self.total, self.start_options))
-            self._measure(0, loop, me)
-            base = self._baseline(loop) if self.warmup == 0 else None
-            for k in range(1, self.total + 1):
-                t0 = time.perf_counter()
-                await self._cycle(k)
-                await self._settle()
-                self._measure(k, loop, me)
-                self.seconds[k] = time.perf_counter() - t0
-                if k == self.warmup:
-                    base = self._baseline(loop)
-                if self.on_cycle is not None:
-                    self.on_cycle(k, self.total)
-            assert base is not None
-            # Counted here, in a frame that existed at the baseline: the report's own
-            # frames and closures must not look like objects the cycles left.
-            end = object_counts()
-            return await self._report(base, end, loop, me)
+            with Hooks() as self.hook_counter:
+                return await self._cycles(loop, me)
         finally:
             await keeper.aclose()  # the once=True steps, kept for every cycle
             if self.ours:
                 tracemalloc.stop()
+
+    async def _cycles(self, loop: asyncio.AbstractEventLoop, me: asyncio.Task[Any] | None) -> LeakReport:
+        self._measure(0, loop, me)
+        base = self._baseline(loop) if self.warmup == 0 else None
+        for k in range(1, self.total + 1):
+            t0 = time.perf_counter()
+            await self._cycle(k)
+            await self._settle()
+            self._measure(k, loop, me)
+            self.seconds[k] = time.perf_counter() - t0
+            if k == self.warmup:
+                base = self._baseline(loop)
+            if self.on_cycle is not None:
+                self.on_cycle(k, self.total)
+        assert base is not None
+        # Counted here, in a frame that existed at the baseline: the report's own
+        # frames and closures must not look like objects the cycles left.
+        end = object_counts()
+        return await self._report(base, end, loop, me)
 
     async def _cycle(self, k: int, extra: int = 0) -> None:
         from daybreak.errors import StartupError
@@ -236,6 +263,10 @@ class _Run:
         self.threads[k] = len(sys._current_frames())
         self.tasks[k] = sum(1 for t in asyncio.all_tasks(loop) if t is not me and not t.done())
         self.fds[k] = len(open_fds())
+        self.native[k] = native_bytes()
+        assert self.hook_counter is not None
+        for kind, count in zip(HOOK_KINDS, self.hook_counter.counts(), strict=True):
+            self.hooks[kind][k] = count
 
     def _baseline(self, loop: asyncio.AbstractEventLoop) -> _Baseline:
         # What it keeps is measured between two collections, so garbage made before
@@ -272,15 +303,27 @@ class _Run:
         w, n = self.warmup, self.cycles
         traced = [float(v) for v in self.traced[w:]]
         slope, share, median_diff = memory_trend(traced)
+        source = native_source()
+        # What the allocator holds beyond what tracemalloc traces (large Python objects are in both).
+        native = [float(self.native[k] - self.traced[k]) for k in range(w, self.total + 1)]
+        native_slope = memory_trend(native)[0] if source != "none" else 0.0
+        hook_leaks: tuple[HookKind, ...] = tuple(k for k in HOOK_KINDS if counted_leaks(self.hooks[k][w:]))
         leaks: dict[Kind, bool] = {
             "memory": memory_leaks(traced, self.threshold),
+            "native": source != "none" and memory_leaks(native, self.native_threshold),
             "threads": counted_leaks(self.threads[w:]),
             "tasks": counted_leaks(self.tasks[w:]),
             "fds": counted_leaks(self.fds[w:]),
+            "hooks": bool(hook_leaks),
         }
         per_cycle = {kind: (counts[-1] - counts[w]) / n
                      for kind, counts in (("threads", self.threads), ("tasks", self.tasks),
                                           ("fds", self.fds))}
+        hook_rates = {k: (self.hooks[k][-1] - self.hooks[k][w]) / n for k in HOOK_KINDS}
+        per_cycle["hooks"] = sum(hook_rates.values())
+        hooks: tuple[LeakedHook, ...] = ()
+        if hook_leaks and self.hook_counter is not None:
+            hooks = self.hook_counter.found(hook_leaks, hook_rates)
         objects: tuple[LeakedObject, ...] = ()
         if any(leaks.values()):
             objects = object_growth(base.objects, end, n)
@@ -306,7 +349,8 @@ class _Run:
             if not leaks["memory"]:  # asyncio's own drift below the threshold is nobody's to fix
                 sites = tuple(s for s in sites if not s.internal)
         samples = tuple(Sample(k, self.traced[k], self.threads[k], self.tasks[k], self.fds[k],
-                               warmup=k < w)
+                               warmup=k < w, native_bytes=self.native[k],
+                               hooks=sum(self.hooks[h][k] for h in HOOK_KINDS))
                         for k in range(self.total + 1))
         spent = list(self.seconds[1:])
         return LeakReport(
@@ -316,6 +360,8 @@ class _Run:
             objects=objects, samples=samples,
             seconds_per_cycle=sum(spent) / len(spent) if spent else 0.0,
             traceback_limit=limit, fds_measured=self.fds[0] > 0, attribution_cycles=extra,
+            native_growth_bytes_per_cycle=native_slope, native_threshold_bytes=self.native_threshold,
+            native_source=source, hooks=hooks, library=library_of(sites),
         )
 
 

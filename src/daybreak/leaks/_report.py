@@ -7,11 +7,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from daybreak.leaks._native import DEFAULT_NATIVE_THRESHOLD
 from daybreak.leaks._policy import Allowed, hints, policy_lines
 from daybreak.leaks._rules import DEFAULT_TRACEBACK_LIMIT
 
-Kind = Literal["memory", "threads", "tasks", "fds"]
-KINDS: tuple[Kind, ...] = ("memory", "threads", "tasks", "fds")
+Kind = Literal["memory", "native", "threads", "tasks", "fds", "unclosed", "hooks"]
+KINDS: tuple[Kind, ...] = ("memory", "native", "threads", "tasks", "fds", "unclosed", "hooks")
+HookKind = Literal["atexit", "logging", "signal", "excepthook"]
+HOOK_KINDS: tuple[HookKind, ...] = ("atexit", "logging", "signal", "excepthook")
 
 
 @dataclass(frozen=True)
@@ -68,6 +71,36 @@ class LeakedObject:
 
 
 @dataclass(frozen=True)
+class LeakedHook:
+    """Process-wide hooks of one kind added (or replaced) in every cycle: atexit, logging, signal, excepthook."""
+
+    kind: HookKind
+    detail: str
+    per_cycle: float
+    where: str | None = None  # where the handler was created, or the hook function defined
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "detail": self.detail, "per_cycle": round(self.per_cycle, 2),
+                "where": self.where}
+
+
+@dataclass(frozen=True)
+class LeakedUnclosed:
+    """Resources of one kind that only the garbage collector closed, by the line that created them."""
+
+    what: str  # "socket", "transport", "aiohttp.ClientSession", "ThreadPoolExecutor" ...
+    where: str | None
+    per_cycle: float
+    component: str | None = None
+    message: str = ""  # the first warning or log record, as the collector reported it
+    source: str = "warning"  # "warning" (ResourceWarning), "log" (a library's record), "executor"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"what": self.what, "where": self.where, "per_cycle": round(self.per_cycle, 2),
+                "component": self.component, "message": self.message, "source": self.source}
+
+
+@dataclass(frozen=True)
 class Sample:
     """What was alive after one cycle (cycle 0: before the first start)."""
 
@@ -77,10 +110,14 @@ class Sample:
     tasks: int
     fds: int
     warmup: bool = False
+    native_bytes: int = 0
+    hooks: int = 0
+    unclosed: int = 0  # closed by the collector during this cycle
 
     def to_dict(self) -> dict[str, Any]:
         return {"cycle": self.cycle, "traced_bytes": self.traced_bytes, "threads": self.threads,
-                "tasks": self.tasks, "fds": self.fds, "warmup": self.warmup}
+                "tasks": self.tasks, "fds": self.fds, "warmup": self.warmup,
+                "native_bytes": self.native_bytes, "hooks": self.hooks, "unclosed": self.unclosed}
 
 
 @dataclass(frozen=True)
@@ -106,6 +143,12 @@ class LeakReport:
     traceback_limit: int = DEFAULT_TRACEBACK_LIMIT
     fds_measured: bool = True
     attribution_cycles: int = 0
+    native_growth_bytes_per_cycle: float = 0.0
+    native_threshold_bytes: float = DEFAULT_NATIVE_THRESHOLD
+    native_source: str = "none"  # "mallinfo2", "rss" or "none" (not measured)
+    hooks: tuple[LeakedHook, ...] = ()
+    unclosed: tuple[LeakedUnclosed, ...] = ()
+    library: str | None = None  # every growing site is inside this installed library
     allowed: tuple[Allowed, ...] = ()  # what the policy's allow-list took out of the verdict
 
     @property
@@ -138,6 +181,12 @@ class LeakReport:
             "tasks": [t.to_dict() for t in self.tasks],
             "fds": [f.to_dict() for f in self.fds],
             "objects": [o.to_dict() for o in self.objects],
+            "native_growth_bytes_per_cycle": round(self.native_growth_bytes_per_cycle, 1),
+            "native_threshold_bytes": self.native_threshold_bytes,
+            "native_source": self.native_source,
+            "unclosed": [u.to_dict() for u in self.unclosed],
+            "hooks": [h.to_dict() for h in self.hooks],
+            "library": self.library,
             "samples": [s.to_dict() for s in self.samples],
             "seconds_per_cycle": round(self.seconds_per_cycle, 6),
             "traceback_limit": self.traceback_limit,
@@ -155,13 +204,27 @@ class LeakReport:
         """How much ``kind`` grew per cycle, and by which rule it is (or is not) a leak."""
         if kind == "memory":
             grew = round(self.growing_share * self.cycles)
+            inside = f", inside the library {self.library}" if self.leaks.get("memory") and self.library else ""
             return (f"{_bytes(self.growth_bytes_per_cycle, signed=True)} per cycle "
                     f"(threshold {_bytes(self.threshold_bytes)}; grew in {grew} of "
-                    f"{self.cycles} cycles)")
-        if kind == "fds" and not self.fds_measured:
+                    f"{self.cycles} cycles{inside})")
+        if kind == "native":
+            if not self.measured(kind):
+                return "not measured (no mallinfo2 or /proc/self/statm on this platform)"
+            return (f"{_bytes(self.native_growth_bytes_per_cycle, signed=True)} per cycle beside "
+                    f"tracemalloc (threshold {_bytes(self.native_threshold_bytes)}; {self.native_source})")
+        if not self.measured(kind):
             return "not measured (no /proc/self/fd on this platform)"
         text = f"{self.per_cycle.get(kind, 0.0):+.2f} per cycle"
+        if kind == "unclosed":
+            return text + (" closed by the garbage collector, in most cycles" if self.leaks.get(kind) else "")
         return text + (" (every measured cycle added at least one)" if self.leaks.get(kind) else "")
+
+    def measured(self, kind: Kind) -> bool:
+        """Whether this platform could measure ``kind``."""
+        if kind == "fds":
+            return self.fds_measured
+        return kind != "native" or self.native_source != "none"
 
     def headline(self, kind: Kind) -> str:
         """One line on ``kind``, e.g. ``threads: +1.00 per cycle (...)``."""
@@ -178,7 +241,19 @@ class LeakReport:
             if self.leaks.get("memory") and not self.sites:
                 out.append("no allocation site kept growing between the warm-up and the last "
                            "cycle (try a higher --traceback-limit)")
+            if self.leaks.get("memory") and self.library:
+                out.append(f"every growing site is inside the installed library {self.library!r}, "
+                           "not in the project's code: its own cache or leak")
             return out
+        if kind == "native":
+            return []
+        if kind == "unclosed":
+            return [f"{u.per_cycle:+.2f}/cycle  {u.what}"
+                    + (f" (component {u.component})" if u.component else "")
+                    + f"  created at {u.where or '?'}" for u in self.unclosed]
+        if kind == "hooks":
+            return [f"{h.per_cycle:+.2f}/cycle  {h.kind}  {h.detail}"
+                    + (f"  at {h.where}" if h.where else "") for h in self.hooks]
         if kind in ("threads", "tasks"):
             items = self.threads if kind == "threads" else self.tasks
             return [f"{w.per_cycle:+.2f}/cycle  {w.name}"
@@ -202,7 +277,7 @@ class LeakReport:
             verdict = "leak" if self.leaks.get(kind) else "clean"
             if verdict == "clean" and any(a.kind == kind for a in self.allowed):
                 verdict = "allowed"
-            if kind == "fds" and not self.fds_measured:
+            if not self.measured(kind):
                 verdict = "n/a"
             lines.append(f"  {kind:<8} {status(verdict)}{' ' * (6 - len(verdict))} {self.growth(kind)}")
             lines.extend(f"             {line}" for line in [*self.details(kind), *policy_lines(self, kind)])
@@ -221,11 +296,11 @@ class LeakReport:
         total_s = self.seconds_per_cycle * (self.cycles + self.warmup)
         suite = ET.Element("testsuite", name="daybreak.leaks", tests=str(len(KINDS)),
                            failures=str(sum(1 for k in KINDS if self.leaks.get(k))), errors="0",
-                           skipped="0" if self.fds_measured else "1", time=f"{total_s:.3f}")
+                           skipped=str(sum(1 for k in KINDS if not self.measured(k))), time=f"{total_s:.3f}")
         for kind in KINDS:
             case = ET.SubElement(suite, "testcase", classname=f"daybreak.leaks.{self.name}",
                                  name=kind, time=f"{total_s / len(KINDS):.3f}")
-            if kind == "fds" and not self.fds_measured:
+            if not self.measured(kind):
                 ET.SubElement(case, "skipped", message=self.headline(kind))
             elif self.leaks.get(kind):
                 failure = ET.SubElement(case, "failure", type="leak", message=self.headline(kind))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 import tracemalloc
 import types
 from typing import Any
@@ -91,3 +92,32 @@ def growth_sites(before: tracemalloc.Snapshot, after: tracemalloc.Snapshot, cycl
         return found[:_MAX_SITES]
 
     return tuple(rank(project, False) or rank(internal, True))
+
+
+def library_of(sites: tuple[LeakSite, ...]) -> str | None:
+    """The installed libraries (distribution names) that every growing site is in; None if any is not.
+
+    A leak there is the library's (its cache, or its own leak), not a line of the
+    project's: the report names the library rather than presenting its line as the user's.
+    """
+    names: list[str] = []
+    for site in sites:
+        file = site.where.rpartition(":")[0]
+        if site.internal or place_of(file) is not Place.LIBRARY:
+            return None
+        parts = os.path.normpath(file).split(os.sep)
+        below = [i for i, part in enumerate(parts) if part in ("site-packages", "dist-packages")]
+        if not below or below[-1] + 1 >= len(parts):
+            return None
+        top = parts[below[-1] + 1].removesuffix(".py")
+        name = _distributions().get(top, [top])[0]
+        if name not in names:
+            names.append(name)
+    return ", ".join(names) if names else None
+
+
+@functools.cache
+def _distributions() -> dict[str, list[str]]:
+    from importlib.metadata import packages_distributions
+
+    return dict(packages_distributions())
