@@ -30,6 +30,7 @@ from daybreak.leaks._report import (
     LeakedFd,
     LeakedHook,
     LeakedObject,
+    LeakedUnclosed,
     LeakedWorker,
     LeakReport,
     LeakSite,
@@ -46,6 +47,7 @@ from daybreak.leaks._rules import (
     memory_trend,
 )
 from daybreak.leaks._sites import growth_sites, library_of, take_snapshot
+from daybreak.leaks._unclosed import Unclosed
 from daybreak.registry import Registry
 from daybreak.system import component_codes, component_of_task
 
@@ -190,6 +192,7 @@ class _Run:
         self.hooks = {kind: array.array("q", bytes(8 * n)) for kind in HOOK_KINDS}
         self.native_threshold = float(DEFAULT_NATIVE_THRESHOLD)
         self.hook_counter: Hooks | None = None
+        self.unclosed: Unclosed | None = None
         self.seconds = array.array("d", bytes(8 * n))
         # Bytes the checker itself keeps (snapshots, counters), subtracted from traced memory.
         self.own = 0
@@ -208,7 +211,8 @@ class _Run:
         try:
             self.overrides = await keeper.enter_async_context(
                 kept_once(self.registry, self.overrides, self.total, self.start_options))
-            with Hooks() as self.hook_counter:
+            with Unclosed(component_codes(self.registry.components)) as self.unclosed, \
+                    Hooks(ignore=self.unclosed.handlers) as self.hook_counter:
                 return await self._cycles(loop, me)
         finally:
             await keeper.aclose()  # the once=True steps, kept for every cycle
@@ -237,12 +241,16 @@ class _Run:
     async def _cycle(self, k: int, extra: int = 0) -> None:
         from daybreak.errors import StartupError
 
+        if self.unclosed is not None:
+            self.unclosed.next_cycle(k)
         try:
             async with self.registry.start(self.overrides, block_threshold=self.block_threshold,
                                            **self.start_options) as system:
                 if self.exercise is not None:
                     await self.exercise(system)
                 await asyncio.sleep(self.hold)
+                if self.unclosed is not None:
+                    self.unclosed.watch_executors()
         except StartupError as exc:
             total = f"{self.total} + {extra} to find allocation sites" if extra else self.total
             exc.add_note(f"daybreak.leaks: the start failed in cycle {k} of {total}")
@@ -316,11 +324,16 @@ class _Run:
             "fds": counted_leaks(self.fds[w:]),
             "hooks": bool(hook_leaks),
         }
+        assert self.unclosed is not None
+        unclosed_counts = self.unclosed.counts(range(self.total + 1))
+        # "Most cycles": the collector's timing moves a few of them to the next cycle.
+        leaks["unclosed"] = 2 * sum(1 for c in unclosed_counts[w + 1:] if c) > n
         per_cycle = {kind: (counts[-1] - counts[w]) / n
                      for kind, counts in (("threads", self.threads), ("tasks", self.tasks),
                                           ("fds", self.fds))}
         hook_rates = {k: (self.hooks[k][-1] - self.hooks[k][w]) / n for k in HOOK_KINDS}
         per_cycle["hooks"] = sum(hook_rates.values())
+        per_cycle["unclosed"] = sum(unclosed_counts[w + 1:]) / n
         hooks: tuple[LeakedHook, ...] = ()
         if hook_leaks and self.hook_counter is not None:
             hooks = self.hook_counter.found(hook_leaks, hook_rates)
@@ -343,14 +356,23 @@ class _Run:
                 fds = group_fds(found.fds, n)
         # Last: finding the sites may run more cycles, which add to the leaks counted above.
         sites: tuple[LeakSite, ...] = ()
+        unclosed: tuple[LeakedUnclosed, ...] = ()
         extra, limit = 0, tracemalloc.get_traceback_limit()
-        if leaks["memory"] or wants_sites(slope, share, median_diff, self.threshold):  # the hint names it
-            sites, extra, limit = await self._attribute(base)
-            if not leaks["memory"]:  # asyncio's own drift below the threshold is nobody's to fix
-                sites = tuple(s for s in sites if not s.internal)
+        wants = wants_sites(slope, share, median_diff, self.threshold)  # the hint names it
+        if leaks["memory"] or wants or leaks["unclosed"]:
+            found_sites, extra, limit = await self._attribute(base)
+            if leaks["memory"]:
+                sites = found_sites
+            elif wants:  # asyncio's own drift below the threshold is nobody's to fix
+                sites = tuple(s for s in found_sites if not s.internal)
+        if leaks["unclosed"]:
+            # The extra cycles traced deep enough to name the project's line; else the measured ones.
+            unclosed = self.unclosed.groups(self.total + 1, self.total + extra, extra) if extra else ()
+            unclosed = unclosed or self.unclosed.groups(w + 1, self.total, n)
         samples = tuple(Sample(k, self.traced[k], self.threads[k], self.tasks[k], self.fds[k],
                                warmup=k < w, native_bytes=self.native[k],
-                               hooks=sum(self.hooks[h][k] for h in HOOK_KINDS))
+                               hooks=sum(self.hooks[h][k] for h in HOOK_KINDS),
+                               unclosed=unclosed_counts[k])
                         for k in range(self.total + 1))
         spent = list(self.seconds[1:])
         return LeakReport(
@@ -361,7 +383,7 @@ class _Run:
             seconds_per_cycle=sum(spent) / len(spent) if spent else 0.0,
             traceback_limit=limit, fds_measured=self.fds[0] > 0, attribution_cycles=extra,
             native_growth_bytes_per_cycle=native_slope, native_threshold_bytes=self.native_threshold,
-            native_source=source, hooks=hooks, library=library_of(sites),
+            native_source=source, hooks=hooks, unclosed=unclosed, library=library_of(sites),
         )
 
 

@@ -17,7 +17,7 @@ _MAX_SITES = 10
 
 def take_snapshot() -> tracemalloc.Snapshot:
     # Not filtered: filter_traces costs a Python call per trace, and the cut of each
-    # traceback (see _cut) already sets tracemalloc's and daybreak's own blocks apart.
+    # traceback (see cut) already sets tracemalloc's and daybreak's own blocks apart.
     return tracemalloc.take_snapshot()
 
 
@@ -40,7 +40,7 @@ def _dispatch_lines() -> frozenset[tuple[str, int]]:
     return frozenset(lines)
 
 
-def _cut(traceback: tracemalloc.Traceback) -> list[Frame]:
+def cut(traceback: tracemalloc.Traceback) -> list[Frame]:
     """The frames of an allocation below the harness, outermost first.
 
     ``tracemalloc.Traceback`` iterates from the oldest frame to the most recent
@@ -73,7 +73,7 @@ def growth_sites(before: tracemalloc.Snapshot, after: tracemalloc.Snapshot, cycl
     for stat in after.compare_to(before, "traceback"):
         if not stat.size_diff and not stat.count_diff:
             continue
-        frames = _cut(stat.traceback)
+        frames = cut(stat.traceback)
         site = innermost_project_frame(frames)
         table = project
         if site is None or place_of(site.file) in (Place.STDLIB, Place.DAYBREAK):
