@@ -261,3 +261,26 @@ def test_library_of_needs_every_site_in_a_library() -> None:
     assert library_of((pamqp, aiormq)) == "pamqp, aiormq"
     assert library_of((pamqp, user)) is None
     assert library_of(()) is None
+
+
+# -- the HTML report ----------------------------------------------------------------------------
+def test_html_leaks_section_shows_the_new_kinds(restore_hooks: None, contexts: list[ssl.SSLContext]) -> None:
+    from daybreak.html import render
+
+    registry = hook_registry("signal")
+
+    @registry.component
+    async def tls() -> AsyncIterator[ssl.SSLContext]:
+        context = ssl.create_default_context()
+        _contexts.append(context)
+        yield context
+
+    doc = check(registry, cycles=4, warmup=1).to_dict()
+    doc["unclosed"] = [{"what": "aiohttp.client.ClientSession", "where": "app.py:7", "per_cycle": 1.0,
+                        "component": "http", "message": "Unclosed client session", "source": "warning"}]
+    page = render({"leaks": doc})
+    assert "Hooks added every cycle" in page and "SIGUSR1" in page
+    assert "Closed only by the garbage collector" in page and "aiohttp.client.ClientSession" in page
+    assert "leaking: " in page and "hooks" in page
+    if doc["native_source"] != "none":
+        assert 'id="leak-native"' in page and "native +" in page

@@ -1,4 +1,4 @@
-"""The leak checker's section: verdict, growth charts, growing sites."""
+"""The leak checker's section: verdict, growth charts, growing sites, and every kind's findings."""
 
 from __future__ import annotations
 
@@ -91,6 +91,16 @@ def _leaks_section(leaks: Mapping[str, Any]) -> str:
     if growth is not None:
         facts.append(f"memory {_bytes(growth, signed=True)} per cycle"
                      + (f" (threshold {_bytes(threshold)})" if threshold is not None else ""))
+    native = _num(leaks.get("native_growth_bytes_per_cycle"))
+    if native is not None and leaks.get("native_source") not in (None, "none"):
+        native_threshold = _num(leaks.get("native_threshold_bytes"))
+        facts.append(f"native {_bytes(native, signed=True)} per cycle"
+                     + (f" (threshold {_bytes(native_threshold)})" if native_threshold is not None else ""))
+    kinds = leaks.get("kinds")
+    if isinstance(kinds, Mapping):
+        leaking = [str(k) for k, v in kinds.items() if v == "leak"]
+        if leaking:
+            facts.append("leaking: " + ", ".join(leaking))
     samples = sorted(_maps(leaks.get("samples")), key=lambda s: _num(s.get("cycle")) or 0.0)
 
     def series(key: str) -> list[tuple[float, float]]:
@@ -107,6 +117,11 @@ def _leaks_section(leaks: Mapping[str, Any]) -> str:
                       [("traced bytes", 1, series("traced_bytes"))], _bytes, warmup)
     if mem:
         charts.append(f"<div>{mem}</div>")
+    if leaks.get("native_source") not in (None, "none"):
+        nat = _line_chart("leak-native", f"Allocator's bytes in use after each cycle ({leaks.get('native_source')})",
+                          [("native bytes", 1, series("native_bytes"))], _bytes, warmup)
+        if nat:
+            charts.append(f"<div>{nat}</div>")
     counted: list[_Series] = [(k, i, series(k)) for i, k in enumerate(("threads", "tasks", "fds"), 2)]
     counted = [c for c in counted if c[2]]
     if counted:
@@ -126,6 +141,25 @@ def _leaks_section(leaks: Mapping[str, Any]) -> str:
                 f'<td class="num">{_e(s.get("count_per_cycle"))}</td></tr>' for s in sites]
         parts.append("<h3>Growing allocation sites</h3>"
                      + _table(("Where", "Bytes / cycle", "Objects / cycle"), rows, (1, 2)))
+    library = leaks.get("library")
+    if library and kinds_leak(leaks, "memory"):
+        parts.append(f'<p class="note">Every growing site is inside the installed library '
+                     f"{_code(library)}, not in the project's code.</p>")
+    unclosed = _maps(leaks.get("unclosed"))
+    if unclosed:
+        rows = [f'<tr><td>{_code(u.get("what"))}</td><td>{_code(u.get("where"))}</td>'
+                f'<td class="name">{_e(u.get("component") or "")}</td>'
+                f'<td>{_e(u.get("message"))}</td><td class="num">{_e(u.get("per_cycle"))}</td></tr>'
+                for u in unclosed]
+        parts.append("<h3>Closed only by the garbage collector</h3>"
+                     + _table(("What", "Created at", "Component", "As reported", "Per cycle"), rows, (4,)))
+    hooks = _maps(leaks.get("hooks"))
+    if hooks:
+        rows = [f'<tr><td>{_e(h.get("kind"))}</td><td>{_code(h.get("detail"))}</td>'
+                f'<td>{_code(h.get("where"))}</td><td class="num">{_e(h.get("per_cycle"))}</td></tr>'
+                for h in hooks]
+        parts.append("<h3>Hooks added every cycle</h3>"
+                     + _table(("Kind", "Detail", "Where", "Per cycle"), rows, (3,)))
     for key, title in (("threads", "Threads"), ("tasks", "Tasks")):
         items = _maps(leaks.get(key))
         if items:
@@ -153,8 +187,13 @@ def _leaks_section(leaks: Mapping[str, Any]) -> str:
         rows = [f'<tr><td>{_code(o.get("type"))}</td><td class="num">{_e(o.get("per_cycle"))}</td></tr>'
                 for o in objects]
         parts.append("<h3>Objects growing every cycle</h3>" + _table(("Type", "Per cycle"), rows, (1,)))
-    if not (charts or sites or objects or fds or allowed or leaks.get("error")
+    if not (charts or sites or objects or fds or allowed or unclosed or hooks or leaks.get("error")
             or _maps(leaks.get("threads")) or _maps(leaks.get("tasks"))):
         parts.append('<p class="empty">No samples or growing resources recorded.</p>')
     parts.append("</section>")
     return "".join(parts)
+
+
+def kinds_leak(leaks: Mapping[str, Any], kind: str) -> bool:
+    kinds = leaks.get("kinds")
+    return isinstance(kinds, Mapping) and kinds.get(kind) == "leak"
