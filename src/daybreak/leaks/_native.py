@@ -12,7 +12,6 @@ traced memory is native.
 
 from __future__ import annotations
 
-import ctypes
 import functools
 import os
 from collections.abc import Callable
@@ -25,14 +24,19 @@ NativeSource = Literal["mallinfo2", "rss", "none"]
 DEFAULT_NATIVE_THRESHOLD = 256 * 1024
 
 
-class _Mallinfo2(ctypes.Structure):
-    _fields_ = [(name, ctypes.c_size_t) for name in (
-        "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks",
-        "keepcost")]
+_MALLINFO2_FIELDS = ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks",
+                     "fordblks", "keepcost")
 
 
 @functools.cache
 def _reader() -> tuple[NativeSource, Callable[[], int]]:
+    # ctypes on first use: importing it opens the process's own symbols (ctypes.dlopen),
+    # and importing daybreak must have no side effects.
+    import ctypes
+
+    class _Mallinfo2(ctypes.Structure):
+        _fields_ = [(name, ctypes.c_size_t) for name in _MALLINFO2_FIELDS]
+
     try:
         libc = ctypes.CDLL(None)
         mallinfo2 = libc.mallinfo2
