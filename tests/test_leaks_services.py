@@ -88,9 +88,11 @@ def unclosed_registry(name: str, close: bool, port: int) -> object:
 def test_a_client_never_closed_is_found_as_unclosed(name: str, http_port: int) -> None:
     report = check(unclosed_registry(name, False, http_port), cycles=4, warmup=2)  # type: ignore[arg-type]
     assert report.leaks["unclosed"], report.to_text()
-    assert report.per_cycle["unclosed"] >= 1
+    # "In most cycles" is the rule: the collector may close one cycle's object in the next
+    # one's measure, or after the last (seen with aiohttp on a loaded machine: 3 of 4).
+    assert report.per_cycle["unclosed"] > 0.5
     first = report.unclosed[0]
-    assert first.per_cycle >= 1
+    assert first.per_cycle > 0.5
     text = report.to_text()
     assert "unclosed leak" in text
     if name != "httpx":  # httpx's connection is made 25+ frames below the project's line
