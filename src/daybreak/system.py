@@ -932,6 +932,7 @@ class System:
                     continue  # a run still within its timeout: the last result stands
                 error = still_running(*running)
             else:
+                timed_out = False
                 try:
                     if in_thread:
                         # a sync check runs in a thread like a sync factory: its timeout can fire
@@ -946,10 +947,14 @@ class System:
                     error = ErrorInfo("TimeoutError", exc.message("finish", "check timeout"),
                                       exc.hang.get("where"))
                     self._cstate[i].hang = exc.hang
+                    timed_out = True
                 except BaseException as exc:
                     if propagates(exc):
                         raise
                     error = self._error_info(exc)
+                if in_thread and not timed_out:
+                    # The run ended: its thread may still be exiting, but it is not running the check.
+                    self._check_threads.pop((i, k), None)
             status = "failed" if error else "passed"
             self._record_validation(step, "check", str(pc.check.name), status,
                                     time.perf_counter() - t0, error, start_s=t0 - self._t0)
