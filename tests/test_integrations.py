@@ -300,12 +300,14 @@ async def test_memory_monitor_top_sites_names_the_line_that_leaks(
         _kept.clear()
         if already_tracing and not tracing_before:
             tracemalloc.stop()
-    assert data["sites"] == monitor.sites
-    top = monitor.sites[0]
-    assert top["where"] == leak_line
-    assert top["bytes"] >= 2 * 128 * 1024 and top["count"] >= 2 and top["internal"] is False
-    assert len(monitor.sites) <= 3
-    assert f"{leak_line} +{top['bytes']} B" in (monitor.last_warning or "")
+    # The sites thread may compare again between two reads while the system runs: judge
+    # the one snapshot to_dict() took, and the monitor's own sites after the stop, each alone.
+    for sites in (data["sites"], monitor.sites):
+        top = sites[0]
+        assert top["where"] == leak_line
+        assert top["bytes"] >= 2 * 128 * 1024 and top["count"] >= 2 and top["internal"] is False
+        assert len(sites) <= 3
+    assert f"{leak_line} +{monitor.sites[0]['bytes']} B" in (monitor.last_warning or "")
     warning = [r for r in caplog.records if r.name == "daybreak.monitor"]
     assert warning and warning[0].levelno == logging.WARNING and leak_line in warning[0].getMessage()
     assert tracing_after == (tracing_before or already_tracing)  # stopped only by the monitor that started it
