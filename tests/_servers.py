@@ -8,6 +8,7 @@ import re
 import socket
 import subprocess
 import sys
+import textwrap
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -97,6 +98,28 @@ async def poll(check: Callable[[], Awaitable[Any]], timeout: float = 20.0, inter
             return result
         assert time.monotonic() < deadline, "condition not met in time"
         await asyncio.sleep(interval)
+
+
+def logging_ini(path: Path, *, level: str, line_format: str = "%(levelname)s %(name)s %(message)s") -> Path:
+    """A ``logging.config.fileConfig`` file like Alembic's: the root logger on stderr at ``level``."""
+    path.write_text(textwrap.dedent(f"""
+        [loggers]
+        keys = root
+        [handlers]
+        keys = console
+        [formatters]
+        keys = generic
+        [logger_root]
+        level = {level}
+        handlers = console
+        [handler_console]
+        class = StreamHandler
+        args = (sys.stderr,)
+        formatter = generic
+        [formatter_generic]
+        format = {line_format}
+    """))
+    return path
 
 
 def child_env(**extra: str) -> dict[str, str]:

@@ -6,7 +6,6 @@ import logging
 import signal
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -15,7 +14,7 @@ pytest.importorskip("starlette")
 pytest.importorskip("uvicorn")
 httpx = pytest.importorskip("httpx")
 
-from _servers import FIXTURES, child_env, loopback_socket  # noqa: E402
+from _servers import FIXTURES, child_env, logging_ini, loopback_socket  # noqa: E402
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="uvicorn --fd, POSIX signals")
 
@@ -24,24 +23,7 @@ PROBES = 3
 
 def serve_and_probe(tmp_path: Path, level: str) -> str:
     """Run fixtures/web/logged.py under uvicorn, probe /health/ready, stop it; its stderr."""
-    ini = tmp_path / "alembic.ini"
-    ini.write_text(textwrap.dedent(f"""
-        [loggers]
-        keys = root
-        [handlers]
-        keys = console
-        [formatters]
-        keys = generic
-        [logger_root]
-        level = {level}
-        handlers = console
-        [handler_console]
-        class = StreamHandler
-        args = (sys.stderr,)
-        formatter = generic
-        [formatter_generic]
-        format = %(levelname)s %(name)s %(message)s
-    """))
+    ini = logging_ini(tmp_path / "alembic.ini", level=level)
     # fileConfig() also disables uvicorn's own loggers ("Uvicorn running on" is never
     # printed): the test binds the socket and hands it over, so it knows the port.
     sock = loopback_socket()

@@ -20,7 +20,7 @@ from starlette.requests import Request  # noqa: E402
 from starlette.responses import JSONResponse  # noqa: E402
 from starlette.routing import Mount, Route  # noqa: E402
 
-from _servers import Base, Child, check_health_routes, gated_registry, serve  # noqa: E402
+from _servers import Base, Child, check_health_routes, gated_registry, logging_ini, serve  # noqa: E402
 from daybreak.starlette import health_routes, lifespan, metrics_route, system_of  # noqa: E402
 
 
@@ -64,24 +64,7 @@ def test_system_of_says_how_to_set_the_lifespan() -> None:
 
 def test_daybreak_keeps_logging_across_fileconfig_and_probe_checks_log_at_debug(tmp_path: Path) -> None:
     """Alembic's env.py runs fileConfig() in the middle of a start; daybreak's events go on."""
-    ini = tmp_path / "alembic.ini"
-    ini.write_text(textwrap.dedent("""
-        [loggers]
-        keys = root
-        [handlers]
-        keys = console
-        [formatters]
-        keys = generic
-        [logger_root]
-        level = INFO
-        handlers = console
-        [handler_console]
-        class = StreamHandler
-        args = (sys.stderr,)
-        formatter = generic
-        [formatter_generic]
-        format = %(levelname)s %(name)s %(message)s
-    """))
+    ini = logging_ini(tmp_path / "alembic.ini", level="INFO")
     script = textwrap.dedent(f"""
         import asyncio, logging, logging.config
         from daybreak import Registry
@@ -121,24 +104,8 @@ def test_daybreak_keeps_logging_across_fileconfig_and_probe_checks_log_at_debug(
 def test_a_failed_background_start_reaches_the_handlers_of_fileconfig(tmp_path: Path) -> None:
     """fileConfig() disables daybreak.starlette too: the failure still goes to the configured handler."""
     pytest.importorskip("uvicorn")
-    ini = tmp_path / "logging.ini"
-    ini.write_text(textwrap.dedent("""
-        [loggers]
-        keys = root
-        [handlers]
-        keys = console
-        [formatters]
-        keys = generic
-        [logger_root]
-        level = WARNING
-        handlers = console
-        [handler_console]
-        class = StreamHandler
-        args = (sys.stderr,)
-        formatter = generic
-        [formatter_generic]
-        format = configured %(levelname)s %(name)s: %(message)s
-    """))
+    ini = logging_ini(tmp_path / "logging.ini", level="WARNING",
+                      line_format="configured %(levelname)s %(name)s: %(message)s")
     child = Child([sys.executable, "-m", "uvicorn", "--factory", "failing:fileconfig_app", "--host", "127.0.0.1",
                    "--port", "0", "--log-level", "warning"], LOGGING_INI=str(ini))
     try:
