@@ -81,12 +81,17 @@ _TOKEN = re.compile(
 _BEARER = re.compile(r"(?<![A-Za-z0-9])(?P<scheme>Bearer|Basic)[ \t]+(?P<cred>[A-Za-z0-9._~+/\-]{8,4096}=*)")
 
 
+def _words(name: str) -> list[str]:
+    """``dbPassword`` -> ``["db", "password"]``; ``DB_PASSWORD`` too."""
+    return [w.lower() for w in _WORD.findall(name)]
+
+
 def looks_secret(name: str) -> bool:
     """Whether a setting called ``name`` probably holds a secret (by whole words)."""
     lowered = name.lower()
     if not any(part in lowered for part in _SECRET_PARTS):  # most names: one cheap test
         return False
-    words = [w.lower() for w in _WORD.findall(name)]
+    words = _words(name)
     if not words:
         return False
     if words[-1] == "key" and len(words) > 1:  # STRIPE_KEY, FERNET_KEY
@@ -163,7 +168,7 @@ def _secret_pairs(text: str) -> Iterator[tuple[int, int]]:
         if not (looks_secret(key) or (in_query and lowered in _QUERY_KEYS)):
             continue
         start = m.end()
-        words = {w.lower() for w in _WORD.findall(key)}
+        words = set(_words(key))
         if "authorization" in words or "auth" in words:
             scheme = _AUTH_SCHEME.match(text, start)
             if scheme:
