@@ -14,7 +14,6 @@ import io
 import itertools
 import json
 import logging
-import os
 import subprocess
 import sys
 import textwrap
@@ -24,6 +23,7 @@ from pathlib import Path
 
 import pytest
 
+from _servers import child_env, serve
 from daybreak import Registry
 from daybreak._console import Style, timeline
 from daybreak.html import render
@@ -127,7 +127,6 @@ async def test_no_secret_in_the_health_endpoints(leaky: types.ModuleType) -> Non
     pytest.importorskip("uvicorn")
     from starlette.applications import Starlette
 
-    from _servers import serve
     from daybreak.starlette import health_routes, lifespan
 
     web = Starlette(lifespan=lifespan(leaky.registry), routes=health_routes(stacks=True, token="probe-token-1"))
@@ -142,8 +141,7 @@ async def test_no_secret_in_the_health_endpoints(leaky: types.ModuleType) -> Non
 
 
 def daybreak(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}
-    return subprocess.run([str(Path(sys.executable).parent / "daybreak"), *args], cwd=cwd, env=env,
+    return subprocess.run([str(Path(sys.executable).parent / "daybreak"), *args], cwd=cwd, env=child_env(),
                           capture_output=True, text=True, timeout=120, check=False)
 
 
